@@ -120,9 +120,8 @@ _WEIGHTS_FORMATS = {
 _WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
 
 _HOW_TO_QUANTIZE = (
-    "convert it with full-integer int8 quantization (TFLiteConverter with "
-    "optimizations=[tf.lite.Optimize.DEFAULT], a representative_dataset and "
-    "target_spec.supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS_INT8])"
+    "re-convert with TFLiteConverter using optimizations=[tf.lite.Optimize.DEFAULT], a "
+    "representative_dataset and target_spec.supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS_INT8]"
 )
 
 
