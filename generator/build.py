@@ -238,8 +238,12 @@ def configure(env: Any, args: dict[str, str]) -> None:
         env.Depends(elf, str(src / "linker.ld"))
     outputs = [elf, cdb]
 
+    # SCons fingerprints what an action's closure captures: keep to plain values.
+    board_name, is_host = board.name, board.is_host
+
     def _report(target: Any, source: Any, env: Any) -> int:
-        if board.is_host:
+        board = load_board(board_name)
+        if is_host:
             Path(art.size_json).write_text(json.dumps({"board": board.name}) + "\n")
             return 0
         objcopy = which_tool("arm-none-eabi-objcopy")
@@ -262,8 +266,8 @@ def configure(env: Any, args: dict[str, str]) -> None:
     Default(outputs)
 
     def _print_size(target: Any, source: Any, env: Any) -> int:
-        if not board.is_host:
-            print(format_size_report(size_report(board, art.elf)))
+        if not is_host:
+            print(format_size_report(size_report(load_board(board_name), art.elf)))
         return 0
 
     size_alias = Alias("size", post, _print_size)

@@ -85,4 +85,45 @@ class BenchApp:
                 "multiplier": ctx["multiplier"], "shift": ctx["shift"]}
 
 
+    def check(self, info: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Compare the firmware's outputs with numpy (int64 arithmetic, vectorised)."""
+        d = bench_data(int(info["seed"]))
+        exp = expected_outputs(d, int(info["multiplier"]), int(info["shift"]))
+        result: dict[str, Any] = {}
+        for name, want in exp.items():
+            got = outputs.get(name)
+            ok = got is not None and got.dtype == want.dtype and np.array_equal(got, want)
+            result[name] = {"ok": bool(ok), "expected": want.tolist(),
+                            "mismatches": None if got is None or got.shape != want.shape
+                            else int(np.count_nonzero(got != want))}
+        return result
+
+
+def _div_pow2_trunc(x: np.ndarray, bits: int) -> np.ndarray:
+    """C integer division by 2**bits (rounds toward zero)."""
+    d = np.int64(1) << bits
+    return np.where(x >= 0, x // d, -((-x) // d))
+
+
+def requantize_np(acc: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """TFLM's MultiplyByQuantizedMultiplier in numpy int64 (independent of the C kernel)."""
+    acc = acc.astype(np.int64)
+    left, right = max(shift, 0), max(-shift, 0)
+    x = (acc << left).astype(np.int64)
+    ab = x * np.int64(multiplier)
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    high = _div_pow2_trunc(ab + nudge, 31)
+    mask = np.int64((1 << right) - 1)
+    rem = high & mask
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> right) + (rem > threshold)
+
+
+def expected_outputs(d: BenchData, multiplier: int, shift: int) -> dict[str, np.ndarray]:
+    dot = np.array([np.dot(d.a.astype(np.int64), d.b.astype(np.int64))], dtype=np.int32)
+    acc = d.bias.astype(np.int64) + d.w.astype(np.int64) @ (d.x.astype(np.int64) + d.input_offset)
+    out = np.clip(requantize_np(acc, multiplier, shift) + d.output_zp, -128, 127).astype(np.int8)
+    return {"dot": dot, "matvec": out}
+
+
 register(BenchApp())

@@ -1,0 +1,243 @@
+"""The ``sweetspot`` command line. The only place that prints or exits.
+
+Exit status: 0 success; 1 the run finished but its outputs failed their check; 2 bad input or a
+missing tool (one readable message on stderr); 3 the firmware faulted or ended with an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .boards import load_all, load_board
+from .errors import FirmwareFault, SweetspotError
+
+FirmwareFault.exit_code = 3
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+# ---- boards --------------------------------------------------------------------------------
+
+def cmd_boards(args: argparse.Namespace) -> int:
+    boards = load_all()
+    if args.json:
+        _print_json([b.summary() for b in boards])
+        return 0
+    print(f"{'board':<13} {'kind':<7} {'core':<14} {'MHz':>5} {'uW/MHz':>7}  {'flash':>9} "
+          f"{'RAM':>9}  twin / runs on")
+    for b in boards:
+        flash = f"{b.flash.length // 1024} KiB" if b.memory else "-"
+        ram = f"{sum(r.length for r in b.memory if r.name != 'flash') // 1024} KiB" \
+            if b.memory else "-"
+        rel = b.twin or (f"twin of {b.twin_of}" if b.twin_of else "")
+        print(f"{b.name:<13} {b.kind:<7} {b.core:<14} {b.clock_hz / 1e6:>5g} "
+              f"{b.active_uw_per_mhz:>7g}  {flash:>9} {ram:>9}  {rel}")
+    return 0
+
+
+# ---- run -----------------------------------------------------------------------------------
+
+def _fmt_values(values: list[Any], limit: int = 16) -> str:
+    text = " ".join(str(v) for v in values[:limit])
+    return text + (f" … ({len(values)} values)" if len(values) > limit else "")
+
+
+def print_results(doc: dict[str, Any]) -> None:
+    c = doc["counter"]
+    print(f"board {doc['board']} ({doc['core']}), app {doc['app']}, image "
+          f"{doc['image_sha256'][:12]}, counter {c['kind']} -> {c['unit']}")
+    if doc["cycles"]:
+        unit = "instructions" if c["unit"] == "instructions" else "cycles"
+        print(f"  {'measure':<24} {'ticks':>14} {unit:>14}")
+        for name, v in doc["cycles"].items():
+            print(f"  {name:<24} {v['ticks']:>14,} {v.get(unit, v['ticks']):>14,}")
+    for name, v in doc.get("metrics", {}).items():
+        print(f"  {name:<24} {v:>14,}")
+    for name, o in doc["outputs"].items():
+        print(f"  output {name} ({o['dtype']}): {_fmt_values(o['values'])}")
+    for name, chk in doc.get("checks", {}).items():
+        print(f"  check {name}: {'OK' if chk.get('ok') else 'MISMATCH'}"
+              + (f" ({chk['mismatches']} differ)" if not chk.get("ok") and
+                 chk.get("mismatches") is not None else ""))
+    for key in ("energy",):
+        if key in doc and "summary" in doc[key]:
+            print(doc[key]["summary"])
+    st = doc["stream"]
+    print(f"  status {doc['status']}, exit code {doc['exit_code']}; {st['records']} records, "
+          f"{st['corrupt_frames']} corrupt, {st['lost_frames']} lost, {st['noise_bytes']} "
+          "noise bytes")
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if getattr(args, "model", None):
+        opts["model"] = str(Path(args.model).resolve())
+    if getattr(args, "input", None):
+        opts["input"] = str(Path(args.input).resolve())
+    if getattr(args, "seed", None) is not None:
+        opts["seed"] = int(args.seed)
+    return opts
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunRequest, run, write_json
+
+    app = args.app or ("infer" if args.model else "bench")
+    req = RunRequest(board=args.board, app=app, options=_options(args),
+                     build_dir=Path(args.build_dir) if args.build_dir else None,
+                     timeout=args.timeout, probe_uid=args.probe_uid,
+                     serial_port=args.serial_port, twin=args.twin)
+    try:
+        doc = run(req)
+    except FirmwareFault as e:
+        doc = getattr(e, "document", None)
+        if doc is not None and args.json:
+            write_json(doc, Path(args.json))
+        raise
+    if args.json:
+        write_json(doc, Path(args.json))
+    print_results(doc)
+    failed = [k for k, v in doc.get("checks", {}).items() if not v.get("ok")]
+    if failed:
+        print(f"sweetspot: outputs differ from the reference: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- build ---------------------------------------------------------------------------------
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .runner import RunRequest, build_for
+
+    app = args.app or ("infer" if args.model else "bench")
+    req = RunRequest(board=args.board, app=app, options=_options(args),
+                     build_dir=Path(args.build_dir) if args.build_dir else None, twin=args.twin)
+    board, art = build_for(req)
+    info = {"board": board.name, "app": app, "elf": str(art.elf),
+            "bin": str(art.bin) if art.bin else None, "hex": str(art.hex) if art.hex else None,
+            "size": json.loads(art.size_json.read_text()) if art.size_json.is_file() else None}
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"built {art.elf}")
+    return 0
+
+
+# ---- flash ---------------------------------------------------------------------------------
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    from .runner import RunRequest, build_for
+    from .targets.nucleo import flash_image
+
+    board = load_board(args.board)
+    if board.kind != "nucleo":
+        raise SweetspotError(f"'{board.name}' is a {board.kind} board; flash takes a Nucleo board "
+                             f"(run a twin with: sweetspot run --board {board.name})")
+    app = args.app or ("infer" if args.model else "bench")
+    _, art = build_for(RunRequest(board=board.name, app=app, options=_options(args),
+                                  build_dir=Path(args.build_dir) if args.build_dir else None))
+    info = flash_image(board, art, probe_uid=args.probe_uid, timeout=args.timeout)
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"flashed {info['image']} to {board.name} through probe {info['probe_uid']}")
+    return 0
+
+
+# ---- inspect -------------------------------------------------------------------------------
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import inspect as ssinspect
+
+    board = load_board(args.board) if args.board else None
+    result = ssinspect.inspect_model(Path(args.model), board)
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        print(result.text())
+    return 0 if result.fits in (None, True) else 2
+
+
+# ---- parser --------------------------------------------------------------------------------
+
+def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
+    p.add_argument("--board", required=True, help="board name (see `sweetspot boards`)")
+    p.add_argument("--app", help="firmware app (default: bench, or infer with --model)")
+    p.add_argument("--model", help=".tflite int8 model (app infer)")
+    p.add_argument("--input", help=".npy input(s) for the model")
+    p.add_argument("--seed", type=int, help="seed for generated inputs")
+    p.add_argument("--build-dir", help="build directory (default build/<board>/<app>)")
+    p.add_argument("--twin", action="store_true",
+                   help="run a Nucleo board's emulated twin instead of the board")
+    if run:
+        p.add_argument("--json", metavar="PATH", help="write the results document here")
+        p.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
+        p.add_argument("--probe-uid", help="ST-LINK probe unique ID (real boards)")
+        p.add_argument("--serial-port", help="console port of a real board (default: the "
+                       "probe's virtual COM port)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sweetspot",
+        description="Firmware generator and build orchestrator for intermittent TinyML.")
+    parser.add_argument("--version", action="version", version=f"sweetspot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("boards", help="list the boards and their emulated twins")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_boards)
+
+    p = sub.add_parser("run", help="build if needed, run, print and save results")
+    _add_target_args(p, run=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("build", help="generate and build firmware (same as scons)")
+    _add_target_args(p, run=False)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("flash", help="build and flash a real Nucleo board with pyOCD")
+    p.add_argument("--board", required=True)
+    p.add_argument("--probe-uid", required=True, help="ST-LINK probe unique ID")
+    p.add_argument("--app")
+    p.add_argument("--model")
+    p.add_argument("--input")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--build-dir")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_flash)
+
+    p = sub.add_parser("inspect", help="per-layer statistics of a model, and whether it fits")
+    p.add_argument("model", help=".tflite int8 model")
+    p.add_argument("--board", help="check whether and where the model fits this board")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SweetspotError as e:
+        print(f"sweetspot: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("sweetspot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Orchestration: board + app → build → run on a target → one JSON results document."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .boards import Board, load_board
+from .build import Artifacts, default_build_dir, run_scons, which_tool
+from .emit import MANIFEST, file_sha256
+from .emit.apps import get_app
+from .errors import FirmwareFault, TargetError
+from .targets import RunOutput, target_for
+from .targets.qemu import qemu_binary
+
+COUNTER_UNITS = {"dwt": "cycles", "systick": "cycles", "none": "none"}
+
+
+def check_tools(board: Board) -> None:
+    """Fail early, with the install command, when a tool the board needs is missing."""
+    if board.is_host:
+        return
+    which_tool("arm-none-eabi-gcc")
+    if board.kind == "qemu":
+        qemu_binary()
+
+
+@dataclass
+class RunRequest:
+    board: str
+    app: str = "bench"
+    options: dict[str, Any] | None = None
+    build_dir: Path | None = None
+    timeout: float = 120.0
+    probe_uid: str | None = None
+    serial_port: str | None = None
+    twin: bool = False
+
+
+def resolve_board(req: RunRequest) -> Board:
+    board = load_board(req.board)
+    if req.twin:
+        if board.kind != "nucleo" or not board.twin:
+            raise TargetError(f"--twin needs a Nucleo board; '{board.name}' is a {board.kind} board")
+        board = load_board(board.twin)
+    return board
+
+
+def build_for(req: RunRequest) -> tuple[Board, Artifacts]:
+    board = resolve_board(req)
+    get_app(req.app)  # unknown app: fail before anything runs
+    check_tools(board)
+    art = run_scons(board, req.app, req.options, req.build_dir)
+    return board, art
+
+
+def convert_ticks(board: Board, counter_kind: str, ticks: int) -> dict[str, Any]:
+    """A counter value with its meaning: on a QEMU twin SysTick under icount counts exactly
+    ``ticks_per_instruction`` ticks per instruction; on silicon DWT/SysTick count CPU cycles."""
+    d: dict[str, Any] = {"ticks": ticks}
+    tpi = board.counter_ticks_per_instruction()
+    if tpi is not None and counter_kind == "systick":
+        d["instructions"] = int(round(ticks / tpi))
+    elif counter_kind in ("dwt", "systick"):
+        d["cycles"] = ticks
+    return d
+
+
+def results_document(board: Board, app: str, art: Artifacts, out: RunOutput) -> dict[str, Any]:
+    s = out.session
+    manifest = json.loads((art.build_dir / MANIFEST).read_text())
+    hello = s.hello or {}
+    counter_kind = hello.get("counter_kind", board.counter_kind)
+    doc: dict[str, Any] = {
+        "sweetspot_version": __version__,
+        "board": board.name,
+        "board_kind": board.kind,
+        "core": board.core,
+        "clock_hz": board.clock_hz,
+        "app": app,
+        "options": manifest.get("options", {}),
+        "image": str(art.elf),
+        "image_sha256": file_sha256(art.elf),
+        "firmware": hello,
+        "counter": {
+            "kind": counter_kind,
+            "hz": hello.get("counter_hz"),
+            "unit": "instructions" if board.kind == "qemu" else COUNTER_UNITS[counter_kind],
+            "ticks_per_instruction": board.counter_ticks_per_instruction(),
+        },
+        "cycles": {k: convert_ticks(board, counter_kind, v) for k, v in s.cycles.items()},
+        "metrics": dict(s.metrics),
+        "outputs": {k: {"dtype": str(v.dtype), "values": v.tolist()}
+                    for k, v in s.vectors.items()},
+        "faults": s.faults,
+        "logs": s.logs,
+        "status": s.status,
+        "exit_code": out.exit_code,
+        "stream": {"records": s.records, "corrupt_frames": s.corrupt_frames,
+                   "lost_frames": s.lost_frames, "noise_bytes": s.noise_bytes},
+        "app_info": manifest.get("app_info", {}),
+    }
+    return doc
+
+
+def check_outputs(app: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The app's own host-side check of the outputs (e.g. bench against numpy)."""
+    a = get_app(app)
+    checker = getattr(a, "check", None)
+    if checker is None:
+        return {}
+    outputs = {k: np.asarray(v["values"], dtype=v["dtype"]) for k, v in doc["outputs"].items()}
+    return dict(checker(doc["app_info"], outputs))
+
+
+def write_json(doc: dict[str, Any], path: Path) -> None:
+    """Write atomically: a failure leaves no half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(req: RunRequest) -> dict[str, Any]:
+    """Build (if needed) and run; returns the results document. Raises FirmwareFault when the
+    firmware faulted or ended with a non-zero status (the document rides on the exception)."""
+    board, art = build_for(req)
+    kwargs: dict[str, Any] = {}
+    if board.kind == "nucleo":
+        kwargs = {"probe_uid": req.probe_uid, "serial_port": req.serial_port}
+    target = target_for(board, **kwargs)
+    out = target.run(art, timeout=req.timeout)
+    doc = results_document(board, req.app, art, out)
+    doc["checks"] = check_outputs(req.app, doc) if doc["status"] == 0 else {}
+    s = out.session
+    if s.faults:
+        f = s.faults[0]
+        err = FirmwareFault(f"firmware on {board.name} faulted ({f['kind']}) at pc=0x{f['pc']:08x}"
+                            f" lr=0x{f['lr']:08x} cfsr=0x{f['cfsr']:08x} hfsr=0x{f['hfsr']:08x}")
+        err.document = doc  # type: ignore[attr-defined]
+        raise err
+    if s.status != 0 or (out.exit_code not in (None, 0)):
+        err = FirmwareFault(f"firmware on {board.name} ended with status {s.status}"
+                            f" (exit code {out.exit_code})")
+        err.document = doc  # type: ignore[attr-defined]
+        raise err
+    return doc
+
+
+def default_artifacts(board: Board, app: str) -> Artifacts:
+    return Artifacts.for_dir(board, default_build_dir(board.name, app))

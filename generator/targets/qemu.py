@@ -1,0 +1,125 @@
+"""The emulated twin: qemu-system-arm with the board's machine, ``-icount`` for deterministic
+counters, the console on a TCP socket read through pyserial ``socket://``, and the firmware's
+semihosting exit status as QEMU's own."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import serial
+
+from ..boards import Board
+from ..build import Artifacts
+from ..errors import TargetError, ToolchainError
+from .base import RunOutput, Target, read_session
+
+QEMU = "qemu-system-arm"
+APT_HINT = "install it with: sudo apt-get install -y --no-install-recommends qemu-system-arm"
+CONNECT_TIMEOUT_S = 10.0
+
+
+def qemu_binary() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise ToolchainError(f"'{QEMU}' was not found on PATH; {APT_HINT}")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
+    q = board.qemu
+    cmd = [qemu_binary(), "-machine", q["machine"]]
+    if q.get("cpu"):
+        cmd += ["-cpu", q["cpu"]]
+    cmd += [
+        "-display", "none", "-monitor", "none",
+        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-semihosting-config", "enable=on,target=native",
+        "-icount", f"shift={int(q['icount_shift'])}",
+        "-kernel", str(elf),
+    ]
+    return cmd
+
+
+class QemuTarget(Target):
+    def __init__(self, board: Board, log_dir: Path | None = None) -> None:
+        if board.kind != "qemu":
+            raise TargetError(f"board '{board.name}' is not a QEMU twin")
+        super().__init__(board)
+        self.log_dir = log_dir
+
+    def run(self, artifacts: Artifacts, timeout: float = 60.0) -> RunOutput:
+        elf = artifacts.elf
+        if not elf.is_file():
+            raise TargetError(f"no firmware image at {elf}; build it first")
+        t0 = time.monotonic()
+        for attempt in range(3):
+            port = _free_port()
+            cmd = qemu_command(self.board, elf, port)
+            stderr = tempfile.TemporaryFile()
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=stderr)
+            try:
+                ser = self._connect(proc, port)
+                if ser is None:  # QEMU died before listening (e.g. the port was taken): retry
+                    proc.wait(timeout=5)
+                    stderr.seek(0)
+                    err = stderr.read().decode(errors="replace").strip()
+                    if "Address already in use" in err and attempt < 2:
+                        continue
+                    raise TargetError(f"{QEMU} exited with status {proc.returncode} before "
+                                      f"starting: {err or '(no message)'}")
+                capture = bytearray()
+                try:
+                    session = read_session(ser, timeout, stopped=lambda: proc.poll() is not None,
+                                           what=f"{self.board.name} ({elf.name})",
+                                           capture=capture)
+                finally:
+                    ser.close()
+                try:
+                    code = proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    raise TargetError(f"{QEMU} did not exit after the firmware ended") from None
+                out = RunOutput(board=self.board.name, session=session, exit_code=code,
+                                wall_s=time.monotonic() - t0, console=bytes(capture))
+                out.extra["qemu_command"] = cmd
+                self._save_log(out)
+                return out
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                stderr.close()
+        raise TargetError(f"could not start {QEMU}")  # pragma: no cover
+
+    @staticmethod
+    def _connect(proc: subprocess.Popen[bytes], port: int) -> serial.SerialBase | None:
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return None
+            try:
+                return serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.05)
+            except serial.SerialException:
+                time.sleep(0.02)
+        raise TargetError(f"{QEMU} did not open its console port within {CONNECT_TIMEOUT_S:g} s")
+
+    def _save_log(self, out: RunOutput) -> None:
+        if self.log_dir is None:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        path = self.log_dir / f"console-{self.board.name}.log"
+        path.write_bytes(out.console)
+        out.log_path = str(path)
