@@ -182,7 +182,7 @@ def _parse_args(args: dict[str, str]) -> tuple[Board, str, dict[str, Any], Path]
     app = get_app(app_name)
     options: dict[str, Any] = {}
     for key in ("model", "seed", "input", "backend", "tflm_root", "ql", "ql_map", "inject",
-                "power_fail", "capacitor", "pipeline", "inputs"):
+                "power_fail", "capacitor", "pipeline", "inputs", "mode"):
         if key in args:
             options[key] = args[key]
     if app.needs_model and "model" not in options:

@@ -43,7 +43,7 @@ def register(app: App) -> App:
 
 def _load_builtin() -> None:
     # Importing the modules registers their apps.
-    from . import bench  # noqa: F401
+    from . import bench, selftest  # noqa: F401
     try:
         from . import infer  # noqa: F401
     except ImportError:  # the infer app is optional until the model compiler lands
