@@ -139,8 +139,10 @@ def _conv_geometry(x: np.ndarray, layer: Layer) -> tuple[np.ndarray, int, int]:
     return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))), oh, ow
 
 
-def _window(xp: np.ndarray, i: int, j: int, oh: int, ow: int, s: int) -> np.ndarray:
-    return xp[:, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s, :]
+def _window(i: int, j: int, oh: int, ow: int, s: int) -> tuple[slice, ...]:
+    """Index of the padded-input pixels that kernel tap (i, j) sees at every output position."""
+    return (slice(None), slice(i, i + s * (oh - 1) + 1, s), slice(j, j + s * (ow - 1) + 1, s),
+            slice(None))
 
 
 def _activate(z: np.ndarray, act: str) -> np.ndarray:
@@ -192,7 +194,7 @@ def forward(spec: Spec, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
                 z = np.zeros((a.shape[0], oh, ow, cout))
                 for i in range(layer.kernel):
                     for j in range(layer.kernel):
-                        win = _window(xp, i, j, oh, ow, layer.stride)
+                        win = xp[_window(i, j, oh, ow, layer.stride)]
                         if layer.op == "conv":
                             z += win @ p["w"][:, i, j, :].T
                         else:
@@ -249,8 +251,7 @@ def backward(spec: Spec, params: Params, acts: dict[str, np.ndarray], labels: np
                 dw = np.zeros_like(p["w"])
                 for i in range(layer.kernel):
                     for j in range(layer.kernel):
-                        sl = (slice(None), slice(i, i + layer.stride * (oh - 1) + 1, layer.stride),
-                              slice(j, j + layer.stride * (ow - 1) + 1, layer.stride), slice(None))
+                        sl = _window(i, j, oh, ow, layer.stride)
                         win = xp[sl]
                         if layer.op == "conv":
                             dw[:, i, j, :] = np.tensordot(g, win, axes=([0, 1, 2], [0, 1, 2]))
