@@ -1,0 +1,77 @@
+"""The hardware-in-the-loop suite: the same tests on the QEMU twins (default: all four cores) or on
+a real Nucleo (``--board nucleo_u575 --probe-uid <uid>``).
+
+The ``dut`` fixture is the device under test: ``dut.run(app, **options)`` builds the app for the
+board (once per option set, in a per-session build directory), runs it and returns the results
+document; errors are raised as the library's exceptions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.boards import Board, load_board
+from generator.runner import RunRequest, run
+
+TWINS = ("qemu_m0", "qemu_m4", "qemu_m7", "qemu_m33")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sweetspot")
+    group.addoption("--board", action="append", default=None,
+                    help="board(s) to run on (default: the four QEMU twins)")
+    group.addoption("--probe-uid", default=None, help="ST-LINK probe UID for a real board")
+    group.addoption("--serial-port", default=None, help="console port of a real board")
+
+
+def boards_under_test(config: pytest.Config) -> list[str]:
+    return list(config.getoption("--board") or TWINS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "dut" in metafunc.fixturenames:
+        metafunc.parametrize("dut", boards_under_test(metafunc.config), indirect=True)
+
+
+@dataclass
+class Dut:
+    board: Board
+    build_root: Path
+    probe_uid: str | None = None
+    serial_port: str | None = None
+    timeout: float = 120.0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self, app: str, *, timeout: float | None = None, **options: Any) -> dict[str, Any]:
+        key = "-".join([app] + [f"{k}_{Path(str(v)).name}" for k, v in sorted(options.items())])
+        req = RunRequest(board=self.board.name, app=app, options=options,
+                         build_dir=self.build_root / self.board.name / key,
+                         timeout=timeout or self.timeout, probe_uid=self.probe_uid,
+                         serial_port=self.serial_port)
+        doc = run(req)
+        self.runs.append(doc)
+        return doc
+
+
+@pytest.fixture(scope="session")
+def hil_build_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hil-build")
+
+
+@pytest.fixture
+def dut(request: pytest.FixtureRequest, hil_build_root: Path) -> Dut:
+    board = load_board(request.param)
+    if board.kind == "qemu" and shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed (./sweetspot.sh test installs it)")
+    if not board.is_host and shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (./sweetspot.sh test installs it)")
+    probe = request.config.getoption("--probe-uid")
+    if board.kind == "nucleo" and not probe:
+        pytest.skip(f"{board.name} is a real board: pass --probe-uid to run on it")
+    return Dut(board=board, build_root=hil_build_root, probe_uid=probe,
+               serial_port=request.config.getoption("--serial-port"))
