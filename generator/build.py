@@ -174,6 +174,14 @@ def static_checks(board: Board, elf: Path, binary: Path) -> list[str]:
     return problems
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    part = path.with_name(path.name + ".part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
+
+
 # ---- the SCons side ------------------------------------------------------------------------
 
 def _parse_args(args: dict[str, str]) -> tuple[Board, str, dict[str, Any], Path]:
@@ -194,10 +202,11 @@ def _parse_args(args: dict[str, str]) -> tuple[Board, str, dict[str, Any], Path]
 
 def configure(env: Any, args: dict[str, str]) -> None:
     """Set up the SCons environment ``env`` for the board/app in ``args`` and declare targets."""
-    from SCons.Script import Alias, AlwaysBuild, Default  # imported only under SCons
+    from SCons.Script import Alias, AlwaysBuild, Default, SConsignFile  # only under SCons
 
     board, app_name, options, build_dir = _parse_args(args)
     tree = generate(board, app_name, build_dir, options)
+    SConsignFile(str(build_dir / ".sconsign"))
     src = tree.src_dir
     art = Artifacts.for_dir(board, build_dir)
     opt = args.get("opt", "O2")
@@ -227,16 +236,20 @@ def configure(env: Any, args: dict[str, str]) -> None:
     if args.get("verbose") != "1":
         env["CCCOMSTR"] = "CC $TARGET"
         env["LINKCOMSTR"] = "LINK $TARGET"
-    env.Tool("compilation_db")
-    env.Replace(COMPILATIONDB_USE_ABSPATH=True)
-    cdb = env.CompilationDatabase(str(build_dir / "compile_commands.json"))
-
-    objs = [env.Object(str(build_dir / "obj" / Path(s).with_suffix(".o")), str(src / s))
-            for s in tree.sources]
+    objs = []
+    cdb = []
+    for s in tree.sources:
+        obj = build_dir / "obj" / Path(s).with_suffix(".o")
+        objs.append(env.Object(str(obj), str(src / s)))
+        cdb.append({"directory": str(build_dir), "file": str(src / s), "output": str(obj),
+                    "arguments": [cc, *env["CCFLAGS"], f"-I{src}", "-c", str(src / s),
+                                  "-o", str(obj)]})
+    # Written here rather than by SCons' compilation_db tool, which rewrites it on every run.
+    write_if_changed(build_dir / "compile_commands.json", json.dumps(cdb, indent=2) + "\n")
     elf = env.Program(str(art.elf), objs)
     if not board.is_host:
         env.Depends(elf, str(src / "linker.ld"))
-    outputs = [elf, cdb]
+    outputs = [elf]
 
     # SCons fingerprints what an action's closure captures: keep to plain values.
     board_name, is_host = board.name, board.is_host
