@@ -113,6 +113,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- demo ----------------------------------------------------------------------------------
+
+DEMO_MODEL = "models/digits_cnn_int8.tflite"
+DEMO_SAMPLES = "models/digits_samples.npz"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The project-made digits CNN on the default board's emulated twin, on real digits."""
+    import numpy as np
+
+    from .build import DEFAULT_BOARD, project_root
+    from .runner import RunRequest, run, write_json
+
+    root = project_root()
+    samples = np.load(root / DEMO_SAMPLES)
+    n = int(args.samples)
+    images, labels = samples["images"][:n], samples["labels"][:n]
+    board = load_board(args.board or DEFAULT_BOARD)
+    build_dir = root / "build" / board.name / "demo"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    inputs = build_dir / "demo_inputs.npy"
+    np.save(inputs, images)
+    req = RunRequest(board=board.name, app="infer", twin=board.kind == "nucleo",
+                     options={"model": str(root / DEMO_MODEL), "input": str(inputs)},
+                     build_dir=build_dir, timeout=args.timeout)
+    doc = run(req)
+    print_results(doc)
+    preds = demo_predictions(doc)
+    if preds:
+        hits = sum(int(p == int(lbl)) for p, lbl in zip(preds, labels))
+        print(f"  digits: predicted {preds}, labels {[int(v) for v in labels]} "
+              f"({hits}/{len(preds)} correct)")
+        doc["demo"] = {"predictions": preds, "labels": [int(v) for v in labels]}
+    if args.json:
+        write_json(doc, Path(args.json))
+    failed = [k for k, v in doc.get("checks", {}).items() if not v.get("ok")]
+    return 1 if failed else 0
+
+
+def demo_predictions(doc: dict[str, Any]) -> list[int]:
+    """argmax of every output vector of the run, in input order."""
+    import numpy as np
+
+    names = sorted((k for k in doc["outputs"] if k.startswith("output")),
+                   key=lambda k: [int(t) if t.isdigit() else t
+                                  for t in k.replace("[", " ").replace("]", " ").split()])
+    preds = []
+    for k in names:
+        values = np.asarray(doc["outputs"][k]["values"])
+        n_out = int(doc["app_info"].get("outputs", [{}])[0].get("size", values.size)) \
+            if isinstance(doc["app_info"].get("outputs"), list) else values.size
+        for chunk in values.reshape(-1, n_out):
+            preds.append(int(np.argmax(chunk)))
+    return preds
+
+
 # ---- build ---------------------------------------------------------------------------------
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -200,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="build if needed, run, print and save results")
     _add_target_args(p, run=True)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run the project's digits CNN on the default board's twin")
+    p.add_argument("--board", help="board (default nucleo_u575, run on its emulated twin)")
+    p.add_argument("--samples", type=int, default=4, help="how many real digits (default 4)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--json", metavar="PATH", help="write the results document here")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("build", help="generate and build firmware (same as scons)")
     _add_target_args(p, run=False)
