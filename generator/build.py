@@ -143,7 +143,8 @@ def size_report(board: Board, elf: Path) -> dict[str, Any]:
 def format_size_report(report: dict[str, Any]) -> str:
     lines = [f"Memory region      Used Size  Region Size  %age Used   ({report['board']})"]
     for r in report["regions"]:
-        lines.append(f"{r['region']:>13}: {r['used']:>12,} B {r['length']:>12,} B {r['percent']:>8.2f}%")
+        lines.append(f"{r['region']:>13}: {r['used']:>12,} B {r['length']:>12,} B "
+                     f"{r['percent']:>8.2f}%")
     return "\n".join(lines)
 
 
@@ -156,7 +157,8 @@ def static_checks(board: Board, elf: Path, binary: Path) -> list[str]:
     if vt is None:
         return ["no .isr_vector section"]
     if vt.lma != flash.origin:
-        problems.append(f"vector table at 0x{vt.lma:08x}, not at the flash base 0x{flash.origin:08x}")
+        problems.append(f"vector table at 0x{vt.lma:08x}, not at the flash base "
+                        f"0x{flash.origin:08x}")
     data = binary.read_bytes()
     if len(data) < 8:
         return problems + ["image shorter than a vector table"]
@@ -312,7 +314,8 @@ def run_scons(board: Board, app: str, options: dict[str, Any] | None = None,
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SCONS_TIMEOUT_S)
     except FileNotFoundError as e:
-        raise ToolchainError(f"cannot run SCons ({e}); reinstall the package: pip install -e .") from e
+        raise ToolchainError(
+            f"cannot run SCons ({e}); reinstall the package: pip install -e .") from e
     except subprocess.TimeoutExpired as e:
         raise BuildError(f"the build took longer than {SCONS_TIMEOUT_S} s") from e
     if proc.returncode != 0:

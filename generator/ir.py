@@ -6,8 +6,9 @@ these classes. Constant tensor data is a read-only numpy array.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -49,7 +49,8 @@ def resolve_board(req: RunRequest) -> Board:
     board = load_board(req.board)
     if req.twin:
         if board.kind != "nucleo" or not board.twin:
-            raise TargetError(f"--twin needs a Nucleo board; '{board.name}' is a {board.kind} board")
+            raise TargetError(
+                f"--twin needs a Nucleo board; '{board.name}' is a {board.kind} board")
         board = load_board(board.twin)
     return board
 

@@ -6,6 +6,7 @@ An app adds its own templates to the board part of the tree. Register new apps w
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 
 import numpy as np
@@ -44,10 +45,8 @@ def register(app: App) -> App:
 def _load_builtin() -> None:
     # Importing the modules registers their apps.
     from . import bench, selftest  # noqa: F401
-    try:
+    with contextlib.suppress(ImportError):  # optional until the model compiler lands
         from . import infer  # noqa: F401
-    except ImportError:  # the infer app is optional until the model compiler lands
-        pass
 
 
 def app_names() -> list[str]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..boards import Board
 from ..build import Artifacts
@@ -62,11 +63,11 @@ def read_session(port: ByteSource, timeout: float, *, stopped: Callable[[], bool
     while True:
         try:
             chunk = port.read(port.in_waiting or 1)
-        except Exception as e:  # pyserial raises SerialException, OSError, ... when the peer closes
+        except Exception as e:  # pyserial: SerialException, OSError, ... when the peer closes
             chunk = b""
-            if stopped is None or not stopped():
-                if "disconnected" not in str(e) and "closed" not in str(e):
-                    raise ProtocolError(f"reading the console of {what} failed: {e}") from e
+            peer_gone = "disconnected" in str(e) or "closed" in str(e)
+            if (stopped is None or not stopped()) and not peer_gone:
+                raise ProtocolError(f"reading the console of {what} failed: {e}") from e
             stop_seen_at = stop_seen_at or time.monotonic() - drain_s
         if chunk:
             if capture is not None:

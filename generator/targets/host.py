@@ -26,7 +26,8 @@ class HostTarget(Target):
             proc = subprocess.run([str(exe)], stdin=subprocess.DEVNULL, capture_output=True,
                                   timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise ProtocolError(f"the host build {exe} did not finish within {timeout:g} s") from None
+            raise ProtocolError(
+                f"the host build {exe} did not finish within {timeout:g} s") from None
         session = parse_stream(proc.stdout)
         if not session.done:
             err = proc.stderr.decode(errors="replace").strip()

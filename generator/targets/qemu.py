@@ -66,7 +66,7 @@ class QemuTarget(Target):
         for attempt in range(3):
             port = _free_port()
             cmd = qemu_command(self.board, elf, port)
-            stderr = tempfile.TemporaryFile()
+            stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=stderr)
             try:
@@ -81,7 +81,8 @@ class QemuTarget(Target):
                                       f"starting: {err or '(no message)'}")
                 capture = bytearray()
                 try:
-                    session = read_session(ser, timeout, stopped=lambda: proc.poll() is not None,
+                    session = read_session(ser, timeout,
+                                           stopped=lambda p=proc: p.poll() is not None,
                                            what=f"{self.board.name} ({elf.name})",
                                            capture=capture)
                 finally:
