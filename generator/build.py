@@ -252,6 +252,18 @@ def configure(env: Any, args: dict[str, str]) -> None:
     if not board.is_host:
         env.Depends(elf, str(src / "linker.ld"))
     outputs = [elf]
+    # board=host: an app may ask for a shared library of some of its sources (infer:
+    # libssmodel.so, driven by generator.hostrun through ctypes). Host objects are -fPIC.
+    lib = tree.manifest.get("app_info", {}).get("host_library") if board.is_host else None
+    if lib:
+        wanted = set(lib["sources"])
+        env["STATIC_AND_SHARED_OBJECTS_ARE_THE_SAME"] = True
+        if args.get("verbose") != "1":
+            env["SHLINKCOMSTR"] = "LINK $TARGET"
+        outputs.append(env.SharedLibrary(
+            str(build_dir / lib["file"]),
+            [o for s, o in zip(tree.sources, objs) if s in wanted],
+        ))
 
     # SCons fingerprints what an action's closure captures: keep to plain values.
     board_name, is_host = board.name, board.is_host

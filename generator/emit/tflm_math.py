@@ -1,0 +1,311 @@
+"""TFLM's operator "prepare" arithmetic and fixed-point primitives, in Python.
+
+Everything the generated C must agree with bit for bit is computed here at generation time:
+multipliers and shifts (``QuantizeMultiplier``), activation ranges, padding, and the lookup
+tables of 8-bit elementwise operators and of SOFTMAX's exponential. The formulas follow TFLM's
+default build (double rounding, i.e. *not* ``TFLITE_SINGLE_ROUNDING``), with float32 and
+float64 steps reproduced where TFLM mixes them. Integer helpers work on Python ints and
+reproduce int32 wrap-around explicitly (:func:`wrap32`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+I32_MIN = -(1 << 31)
+I32_MAX = (1 << 31) - 1
+
+ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def wrap32(x: int) -> int:
+    """Two's-complement int32 wrap-around of a Python int."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def f32(x: float) -> float:
+    """Round a Python float to float32 (returned as a Python float)."""
+    return float(np.float32(x))
+
+
+def round_half_away(x: float) -> float:
+    """std::round / roundf: halves away from zero."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+# ---- multipliers --------------------------------------------------------------------------
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLM ``QuantizeMultiplier`` (default build): real ≈ m · 2^(shift-31), m in [2^30, 2^31).
+
+    Unlike the single-rounding build it does not clamp shift > 30 (that never happens for
+    int8 models; :func:`check_shift` rejects it so the C never shifts by 31 or more).
+    """
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(round_half_away(q * (1 << 31)))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift = 0
+        q_fixed = 0
+    return q_fixed, shift
+
+
+def check_shift(shift: int, what: str) -> int:
+    if shift > 30:
+        raise ValueError(f"{what}: requantization multiplier too large (shift {shift} > 30)")
+    return shift
+
+
+# ---- gemmlowp / TFLM integer primitives ---------------------------------------------------
+
+
+def srdhm(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul (int32)."""
+    if a == b == I32_MIN:
+        return I32_MAX
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    num = ab + nudge
+    q = abs(num) >> 31  # C division truncates towards zero
+    return wrap32(q if num >= 0 else -q)
+
+
+def rdbpot(x: int, exponent: int) -> int:
+    """gemmlowp RoundingDivideByPOT."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def mbqm(x: int, multiplier: int, shift: int) -> int:
+    """TFLM MultiplyByQuantizedMultiplier(int32, ...), double rounding."""
+    left = max(shift, 0)
+    right = max(-shift, 0)
+    return rdbpot(srdhm(wrap32(x << left), multiplier), right)
+
+
+def sat_mul_pot(x: int, exponent: int) -> int:
+    """gemmlowp SaturatingRoundingMultiplyByPOT<exponent> for int32."""
+    if exponent == 0:
+        return x
+    if exponent < 0:
+        return rdbpot(x, -exponent)
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return I32_MAX
+    if x < -threshold:
+        return I32_MIN
+    return x * (1 << exponent)
+
+
+def _exp_on_interval_neg_quarter_0(a: int) -> int:
+    """gemmlowp exp_on_interval_between_negative_one_quarter_and_0_excl (Q0.31)."""
+    constant_term = 1895147668
+    constant_1_over_3 = 715827883
+    x = wrap32(a + (1 << 28))
+    x2 = srdhm(x, x)
+    x3 = srdhm(x2, x)
+    x4 = srdhm(x2, x2)
+    x4_over_4 = sat_mul_pot(x4, -2)
+    poly = sat_mul_pot(wrap32(srdhm(wrap32(x4_over_4 + x3), constant_1_over_3) + x2), -1)
+    return wrap32(constant_term + srdhm(constant_term, wrap32(x + poly)))
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+               (2, 39332535), (3, 720401), (4, 242))
+
+
+def exp_on_negative_values(a: int, integer_bits: int) -> int:
+    """gemmlowp exp_on_negative_values for a Q(integer_bits).(31-integer_bits) input; Q0.31
+    result."""
+    frac_bits = 31 - integer_bits
+    one_quarter = 1 << (frac_bits - 2)
+    mask = one_quarter - 1
+    a_mod = wrap32((a & mask) - one_quarter)
+    result = _exp_on_interval_neg_quarter_0(sat_mul_pot(a_mod, integer_bits))
+    remainder = wrap32(a_mod - a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            shift = frac_bits + exponent
+            if remainder & (1 << shift):
+                result = srdhm(result, multiplier)
+    if integer_bits > 5:
+        clamp = -(1 << (36 - integer_bits))
+        if a < clamp:
+            result = 0
+    if a == 0:
+        result = I32_MAX
+    return result
+
+
+# ---- prepare helpers ----------------------------------------------------------------------
+
+
+def quantize_value(value: float, scale: float, zero_point: int) -> int:
+    """TFLM kernel_util ``Quantize``: zp + int(round(f / scale)) with float32 division."""
+    tmp = round_half_away(float(np.float32(value) / np.float32(scale)))
+    return zero_point + int(tmp)
+
+
+def activation_range(activation: str, scale: float, zero_point: int,
+                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """TFLM CalculateActivationRangeQuantized."""
+    if activation == "RELU":
+        return max(qmin, quantize_value(0.0, scale, zero_point)), qmax
+    if activation == "RELU6":
+        return (max(qmin, quantize_value(0.0, scale, zero_point)),
+                min(qmax, quantize_value(6.0, scale, zero_point)))
+    if activation == "RELU_N1_TO_1":
+        return (max(qmin, quantize_value(-1.0, scale, zero_point)),
+                min(qmax, quantize_value(1.0, scale, zero_point)))
+    if activation == "NONE":
+        return qmin, qmax
+    raise ValueError(f"fused activation {activation} is not supported")
+
+
+def out_size(padding: str, size: int, k: int, stride: int, dilation: int) -> int:
+    eff = (k - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    return (size + stride - eff) // stride
+
+
+def padding_before(padding: str, size: int, k: int, stride: int, dilation: int) -> int:
+    """TFLM ComputePaddingHeightWidth: the padding before (top/left) for one dimension."""
+    out = out_size(padding, size, k, stride, dilation)
+    eff = (k - 1) * dilation + 1
+    total = (out - 1) * stride + eff - size
+    return max(total, 0) // 2
+
+
+def conv_multipliers(input_scale: float, filter_scales: tuple[float, ...], output_scale: float,
+                     channels: int) -> tuple[list[int], list[int]]:
+    """PopulateConvolutionQuantizationParams (also per-channel FULLY_CONNECTED): the effective
+    scale in double precision, broadcast when the filter is per-tensor."""
+    mults, shifts = [], []
+    for c in range(channels):
+        fs = filter_scales[c] if len(filter_scales) > 1 else filter_scales[0]
+        m, s = quantize_multiplier(float(input_scale) * float(fs) / float(output_scale))
+        mults.append(m)
+        shifts.append(s)
+    return mults, shifts
+
+
+def fc_per_tensor_multiplier(input_scale: float, filter_scale: float, output_scale: float
+                             ) -> tuple[int, int]:
+    """GetQuantizedConvolutionMultipler: the product of the two scales is taken in float32."""
+    product = f32(float(np.float32(input_scale) * np.float32(filter_scale)))
+    return quantize_multiplier(product / float(output_scale))
+
+
+def softmax_exp_lut(beta: float, input_scale: float) -> list[int]:
+    """SOFTMAX int8: gemmlowp exp of the rescaled input difference, for every d = max - x in
+    0..255 (0 where the difference is below diff_min). See TFLM CalculateSoftmaxParams and
+    reference_ops::Softmax."""
+    integer_bits = 5
+    real = min(float(beta) * float(input_scale) * float(1 << (31 - integer_bits)),
+               float((1 << 31) - 1))
+    mult, left_shift = quantize_multiplier(real)
+    if left_shift < 0:
+        raise ValueError("softmax beta * input scale is too small (multiplier < 1)")
+    radius = math.floor(((1 << integer_bits) - 1) * float(1 << (31 - integer_bits))
+                        / float(1 << left_shift))
+    diff_min = -radius
+    lut = []
+    for d in range(256):
+        diff = -d
+        if diff >= diff_min:
+            rescaled = srdhm(wrap32(diff * (1 << left_shift)), mult)
+            lut.append(exp_on_negative_values(rescaled, integer_bits))
+        else:
+            lut.append(0)
+    return lut
+
+
+def requantize_lut(in_dtype: str, in_scale: float, in_zp: int, out_dtype: str,
+                   out_scale: float, out_zp: int) -> list[int]:
+    """QUANTIZE between 8-bit types: TFLM reference_ops::Requantize, as a byte table indexed
+    by the input byte."""
+    mult, shift = quantize_multiplier(float(in_scale) / float(out_scale))
+    check_shift(shift, "QUANTIZE")
+    info = np.iinfo(out_dtype)
+    lut = []
+    for byte in range(256):
+        v = int(np.array(byte, dtype=np.uint8).view(in_dtype))
+        out = mbqm(v - in_zp, mult, shift) + out_zp
+        out = min(max(out, int(info.min)), int(info.max))
+        lut.append(out & 0xFF)
+    return lut
+
+
+def relu_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
+    """RELU int8: TFLM CalculateReluOpData + ReluQuantized. Note the float32 division of the
+    scales before the multiplier is computed."""
+    real = float(np.float32(in_scale) / np.float32(out_scale))
+    mult, shift = quantize_multiplier(real)
+    check_shift(shift, "RELU")
+    zero = round_half_away(float(np.float32(0.0) / np.float32(out_scale)))
+    act_min = max(-128, out_zp + int(zero))
+    act_max = 127
+    lut = []
+    for byte in range(256):
+        v = byte - 256 if byte >= 128 else byte
+        out = out_zp + mbqm(v - in_zp, mult, shift)
+        out = min(max(out, act_min), act_max)
+        lut.append(out & 0xFF)
+    return lut
+
+
+def relu6_lut(in_scale: float, in_zp: int) -> list[int]:
+    """RELU6 int8: TFLM Relu6Prepare/Relu6Quantized clamp to [zero point, quantized 6]
+    (in the input's quantization; the output's is not used)."""
+    six = int(round_half_away(float(np.float32(6.0) / np.float32(in_scale)))) + in_zp
+    six = min(max(six, -128), 127)
+    zero = in_zp
+    lut = []
+    for byte in range(256):
+        v = byte - 256 if byte >= 128 else byte
+        out = six if v > six else (zero if v < zero else v)
+        lut.append(out & 0xFF)
+    return lut
+
+
+def dequantize_lut(in_dtype: str, scale: float, zero_point: int) -> np.ndarray:
+    """DEQUANTIZE: float(double(scale) * (q - zero_point)) for every input byte."""
+    q = np.arange(256, dtype=np.uint8).view(in_dtype).astype(np.float64)
+    return (float(scale) * (q - float(zero_point))).astype(np.float32)
+
+
+def add_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
+    """ADD int8: TFLM CalculateOpDataAdd (left shift 20)."""
+    left_shift = 20
+    twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
+    r1 = float(s1) / twice_max
+    r2 = float(s2) / twice_max
+    r_out = twice_max / (float(1 << left_shift) * float(s_out))
+    out = {"left_shift": left_shift}
+    for key, real in (("input1", r1), ("input2", r2), ("output", r_out)):
+        m, s = quantize_multiplier(real)
+        if s > 0:
+            raise ValueError(f"ADD: {key} multiplier {real} is not smaller than one")
+        out[f"{key}_mult"] = m
+        out[f"{key}_shift"] = s
+    return out
+
+
+def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
+    """MEAN int8: QuantizeMultiplier(in/out scale) with 1/count folded in, as TFLM's
+    QuantizedMeanOrSum does."""
+    mult, shift = quantize_multiplier(float(in_scale) / float(out_scale))
+    s = min(count.bit_length() - 1, 32)
+    s = min(s, 31 + shift)
+    mult = (mult << s) // count
+    return int(mult), shift - s

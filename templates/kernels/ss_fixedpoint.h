@@ -1,0 +1,63 @@
+/* Fixed-point primitives shared by the kernels, bit-exact with TFLM's default build
+ * (tensorflow/lite/kernels/internal/common.h without TFLITE_SINGLE_ROUNDING, and gemmlowp's
+ * fixedpoint.h). Signed overflow is avoided by doing wrapping arithmetic in uint32_t where
+ * TFLM relies on two's-complement wrap-around in practice. */
+#ifndef SS_FIXEDPOINT_H
+#define SS_FIXEDPOINT_H
+
+#include <stdint.h>
+
+/* a + b and a * b with two's-complement wrap-around (no undefined behaviour). */
+static inline int32_t ss_wadd(int32_t a, int32_t b) {
+    return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
+static inline int32_t ss_wmul(int32_t a, int32_t b) {
+    return (int32_t)((uint32_t)a * (uint32_t)b);
+}
+
+/* gemmlowp::SaturatingRoundingDoublingHighMul for int32 (ARM VQRDMULH semantics). */
+static inline int32_t ss_srdhm(int32_t a, int32_t b) {
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1ll << 30) : (1ll - (1ll << 30));
+    /* Division, not a shift: it truncates towards zero, as gemmlowp does. */
+    return (int32_t)((ab + nudge) / (1ll << 31));
+}
+
+/* gemmlowp::RoundingDivideByPOT: rounding arithmetic right shift, ties away from zero. */
+static inline int32_t ss_rdbpot(int32_t x, int exponent) {
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLM MultiplyByQuantizedMultiplier(int32 x, multiplier, shift), double rounding; shift > 0 is
+ * a left shift. */
+static inline int32_t ss_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    return ss_rdbpot(ss_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+/* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0). */
+static inline int32_t ss_mbqm_lt1(int32_t x, int32_t multiplier, int32_t shift) {
+    return ss_rdbpot(ss_srdhm(x, multiplier), -shift);
+}
+
+static inline int32_t ss_clamp(int32_t v, int32_t lo, int32_t hi) {
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+/* Requantize an accumulator to int8 as every TFLM int8 kernel does: scale, add the output zero
+ * point, clamp to the activation range. */
+static inline int8_t ss_requant_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp,
+                                   int32_t act_min, int32_t act_max) {
+    return (int8_t)ss_clamp(ss_mbqm(acc, multiplier, shift) + out_zp, act_min, act_max);
+}
+
+#endif

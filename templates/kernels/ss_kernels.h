@@ -1,0 +1,140 @@
+/* Portable reference kernels, one operator per file, bit-exact with TFLM's reference kernels.
+ *
+ * Every parameter (multipliers, shifts, activation ranges, padding, folded biases, lookup
+ * tables) is prepared by the generator at build time; the kernels only compute. Tensors are
+ * NHWC, raw pointers plus dimensions, in the spirit of TFLM's reference/integer_ops. An
+ * optimized variant of a kernel keeps the same signature and is tested against this one. */
+#ifndef SS_KERNELS_H
+#define SS_KERNELS_H
+
+#include <stdint.h>
+
+/* ---- CONV_2D (int8 activations, int8 weights OHWI, int32 bias, per-channel requant) -------- */
+typedef struct {
+    uint16_t batches, in_h, in_w, in_c;
+    uint16_t out_h, out_w, out_c;
+    uint16_t k_h, k_w, filter_in_c; /* filter_in_c = in_c / groups */
+    uint16_t stride_h, stride_w, dil_h, dil_w;
+    uint16_t pad_h, pad_w;
+    uint8_t per_channel; /* mult/shift indexed by channel (1) or shared (0) */
+    int32_t input_offset;      /* -input zero point */
+    int32_t output_offset;     /* output zero point */
+    int32_t act_min, act_max;
+    const int8_t *filter;      /* [out_c][k_h][k_w][filter_in_c] */
+    const int32_t *bias;       /* [out_c]: the model's bias (zeros if it has none) */
+    const int32_t *bias_full;  /* [out_c]: bias + input_offset * sum(filter[oc]) */
+    const int32_t *mult;
+    const int32_t *shift;
+} ss_conv_params_t;
+void ss_conv_s8(const ss_conv_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- DEPTHWISE_CONV_2D (filter 1HWC with C = in_c * depth_multiplier) ---------------------- */
+typedef struct {
+    uint16_t batches, in_h, in_w, in_c;
+    uint16_t out_h, out_w, out_c, depth_mult;
+    uint16_t k_h, k_w;
+    uint16_t stride_h, stride_w, dil_h, dil_w;
+    uint16_t pad_h, pad_w;
+    uint8_t per_channel;
+    int32_t input_offset, output_offset, act_min, act_max;
+    const int8_t *filter;      /* [k_h][k_w][out_c] */
+    const int32_t *bias;
+    const int32_t *bias_full;  /* bias + input_offset * sum over taps of filter[.][.][oc] */
+    const int32_t *mult;
+    const int32_t *shift;
+} ss_dwconv_params_t;
+void ss_dwconv_s8(const ss_dwconv_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- FULLY_CONNECTED ---------------------------------------------------------------------- */
+typedef struct {
+    uint32_t batches, accum_depth, out_c;
+    uint8_t per_channel;
+    int32_t output_offset, act_min, act_max;
+    const int8_t *weights;     /* [out_c][accum_depth] */
+    const int32_t *bias_full;  /* bias + input_offset * sum(weights[oc]) */
+    const int32_t *mult;
+    const int32_t *shift;
+} ss_fc_params_t;
+void ss_fc_s8(const ss_fc_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- AVERAGE_POOL_2D / MAX_POOL_2D (input and output share scale and zero point) ----------- */
+typedef struct {
+    uint16_t batches, in_h, in_w, channels;
+    uint16_t out_h, out_w;
+    uint16_t f_h, f_w, stride_h, stride_w, pad_h, pad_w;
+    int32_t act_min, act_max;
+} ss_pool_params_t;
+void ss_avgpool_s8(const ss_pool_params_t *p, const int8_t *input, int8_t *output);
+void ss_maxpool_s8(const ss_pool_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- ADD (with up to 4-D broadcasting) ---------------------------------------------------- */
+typedef struct {
+    uint32_t size;             /* output elements */
+    uint8_t broadcast;         /* 0: elementwise over size; 1: use dims/strides */
+    uint16_t dims[4];          /* output dims (outermost first) */
+    uint32_t stride1[4];       /* input 1 element strides per output dim (0 = broadcast) */
+    uint32_t stride2[4];
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t left_shift;
+    int32_t input1_mult, input1_shift, input2_mult, input2_shift;
+    int32_t output_mult, output_shift;
+    int32_t act_min, act_max;
+} ss_add_params_t;
+void ss_add_s8(const ss_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output);
+
+/* ---- SOFTMAX (int8 in, int8 out with scale 1/256 and zero point -128) ---------------------- */
+typedef struct {
+    uint32_t outer;            /* rows */
+    uint32_t depth;            /* elements per row */
+    const int32_t *exp_lut;    /* [256]: exp(beta * scale * -d) in Q0.31 for d = max - x, 0 below diff_min */
+} ss_softmax_params_t;
+void ss_softmax_s8(const ss_softmax_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- MEAN over any set of axes (int8) ------------------------------------------------------ */
+typedef struct {
+    uint16_t out_ext[4];       /* kept dims: extents and input strides (elements) */
+    uint32_t out_stride[4];
+    uint16_t red_ext[4];       /* reduced dims */
+    uint32_t red_stride[4];
+    int32_t zp_times_count;    /* input zero point * number of reduced elements */
+    int32_t mult, shift, output_offset;
+} ss_mean_params_t;
+void ss_mean_s8(const ss_mean_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- PAD (up to 4-D, constant value) ------------------------------------------------------- */
+typedef struct {
+    uint16_t in_dims[4];
+    uint16_t out_dims[4];
+    uint16_t before[4];
+    uint32_t elem_size;
+    uint32_t out_bytes;
+    int32_t pad_value;         /* byte value to fill with */
+} ss_pad_params_t;
+void ss_pad(const ss_pad_params_t *p, const void *input, void *output);
+
+/* ---- data movement: RESHAPE, CONCATENATION ------------------------------------------------- */
+void ss_copy(const void *input, void *output, uint32_t bytes);
+/* Copy rows of row_bytes from input to output with the given row strides (bytes). */
+void ss_copy_rows(const void *input, void *output, uint32_t rows, uint32_t row_bytes,
+                  uint32_t in_stride, uint32_t out_stride);
+
+/* ---- 8-bit elementwise maps: RELU, RELU6, QUANTIZE int8/uint8 -> int8/uint8 ---------------- */
+/* lut is indexed by the input byte (uint8_t view of the input value). */
+void ss_lut8(const uint8_t *lut, const uint8_t *input, uint8_t *output, uint32_t size);
+
+/* ---- QUANTIZE float32 -> int8 / uint8 ------------------------------------------------------ */
+typedef struct {
+    uint32_t size;
+    float scale;
+    int32_t zero_point;
+    int32_t q_min, q_max;      /* -128..127 for int8, 0..255 for uint8 */
+} ss_quantize_params_t;
+void ss_quantize_f32_s8(const ss_quantize_params_t *p, const float *input, int8_t *output);
+void ss_quantize_f32_u8(const ss_quantize_params_t *p, const float *input, uint8_t *output);
+
+/* ---- DEQUANTIZE int8 / uint8 -> float32 ---------------------------------------------------- */
+/* lut[256] holds float(scale * (q - zero_point)) (computed in double, as TFLM does), indexed by
+ * the input byte. */
+void ss_dequantize_8_f32(const float *lut, const uint8_t *input, float *output, uint32_t size);
+
+#endif
