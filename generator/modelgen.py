@@ -1,0 +1,398 @@
+"""Write small int8 ``.tflite`` models without TensorFlow, for verifying the kernels.
+
+Uses the ``model_editor`` of the tflite-micro wheel. A :class:`ModelBuilder` adds graph inputs
+and operators one call at a time; every call draws its weights, biases and quantization
+parameters from the builder's seeded generator, so a model is a pure function of the calls and
+the seed. One builder may hold several independent chains (each with its own inputs and
+outputs): the tests pack many single-operator cases into one model to build it once.
+
+Output quantization is chosen so that outputs use a good part of the int8 range (scaled by
+``out_range``: < 1 saturates more, > 1 less), or given explicitly with ``out_q``.
+
+    b = ModelBuilder(seed=1)
+    x = b.input((1, 8, 8, 3))
+    y = b.conv2d(x, 8, kernel=(3, 3), stride=(2, 2), padding="SAME", activation="RELU")
+    b.output(y)
+    data = b.build()           # bytes of the .tflite flatbuffer
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+__all__ = ["QParams", "ModelBuilder", "write_model"]
+
+_TYPES = {
+    "int8": schema.TensorType.INT8,
+    "uint8": schema.TensorType.UINT8,
+    "int32": schema.TensorType.INT32,
+    "float32": schema.TensorType.FLOAT32,
+}
+_ACT = {
+    "NONE": schema.ActivationFunctionType.NONE,
+    "RELU": schema.ActivationFunctionType.RELU,
+    "RELU6": schema.ActivationFunctionType.RELU6,
+    "RELU_N1_TO_1": schema.ActivationFunctionType.RELU_N1_TO_1,
+}
+_PAD = {"SAME": schema.Padding.SAME, "VALID": schema.Padding.VALID}
+_STD_INT8 = 73.9  # standard deviation of a uniform int8
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Per-tensor affine quantization: real = scale * (q - zero_point)."""
+
+    scale: float
+    zero_point: int
+
+    def to_editor(self) -> me.Quantization:
+        return me.Quantization(scales=[float(np.float32(self.scale))],
+                               zero_points=[int(self.zero_point)])
+
+
+@dataclass
+class _T:
+    """A tensor under construction: the editor tensor plus what the builder needs to know."""
+
+    t: me.Tensor
+    shape: tuple[int, ...]
+    dtype: str
+    q: QParams | None
+    # Rough standard deviation of the real values, to pick sensible output scales.
+    std: float
+
+
+def _window_out(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
+    eff = (k - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    out = (size + stride - eff) // stride
+    if out < 1:
+        raise ValueError(f"VALID window {k} (dilation {dilation}) does not fit size {size}")
+    return out
+
+
+class ModelBuilder:
+    def __init__(self, seed: int = 0, name: str = "modelgen") -> None:
+        self.rng = np.random.default_rng(seed)
+        self.sg = me.Subgraph(name=name)
+        self._inputs: list[me.Tensor] = []
+        self._outputs: list[me.Tensor] = []
+        self._n = 0
+
+    # -- tensors -------------------------------------------------------------------------------
+
+    def _name(self, what: str) -> str:
+        self._n += 1
+        return f"{what}_{self._n}"
+
+    def _act_tensor(self, shape: tuple[int, ...], dtype: str, q: QParams | None, std: float,
+                    what: str) -> _T:
+        t = me.Tensor(shape=tuple(int(d) for d in shape), dtype=_TYPES[dtype],
+                      quantization=q.to_editor() if q is not None else None,
+                      name=self._name(what))
+        return _T(t, tuple(int(d) for d in shape), dtype, q, std)
+
+    def _const(self, data: np.ndarray, dtype: str, quant: me.Quantization | None,
+               what: str) -> me.Tensor:
+        arr = np.ascontiguousarray(np.asarray(data).astype(dtype))
+        return me.Tensor(shape=arr.shape, dtype=_TYPES[dtype], data=arr, quantization=quant,
+                         name=self._name(what))
+
+    def random_qparams(self, dtype: str = "int8", std: float | None = None) -> QParams:
+        """A random but plausible quantization for an activation."""
+        scale = float(self.rng.uniform(0.004, 0.1)) if std is None else std / 40.0
+        if dtype == "uint8":
+            zp = int(self.rng.integers(0, 256))
+        else:
+            zp = int(self.rng.integers(-100, 101))
+        return QParams(scale, zp)
+
+    def input(self, shape: tuple[int, ...], dtype: str = "int8", q: QParams | None = None
+              ) -> _T:
+        """A graph input. int8/uint8 inputs get (random) quantization; float32 none."""
+        if dtype != "float32" and q is None:
+            q = self.random_qparams(dtype)
+        std = _STD_INT8 * q.scale if q is not None else 1.0
+        t = self._act_tensor(shape, dtype, q if dtype != "float32" else None, std, "input")
+        self._inputs.append(t.t)
+        return t
+
+    def output(self, t: _T) -> None:
+        self._outputs.append(t.t)
+
+    def _out_q(self, std: float, out_range: float, out_q: QParams | None) -> QParams:
+        if out_q is not None:
+            return out_q
+        scale = max(std, 1e-6) * 3.0 / (127.0 * out_range)
+        zp = int(self.rng.integers(-60, 61))
+        return QParams(scale, zp)
+
+    def _op(self, opcode: int, inputs: list[Any], outputs: list[_T],
+            options_type: int = 0, options: Any = None) -> None:
+        op = me.Operator(opcode=opcode, inputs=[i.t if isinstance(i, _T) else i for i in inputs],
+                         outputs=[o.t for o in outputs])
+        if options is not None:
+            op._fb.builtinOptionsType = options_type
+            op._fb.builtinOptions = options
+        self.sg.operators.append(op)
+
+    # -- weighted operators ----------------------------------------------------------------------
+
+    def _weights(self, shape: tuple[int, ...], axis: int, per_channel: bool
+                 ) -> tuple[me.Tensor, np.ndarray, np.ndarray]:
+        w = self.rng.integers(-127, 128, size=shape).astype(np.int8)
+        channels = shape[axis]
+        if per_channel:
+            scales = self.rng.uniform(0.002, 0.02, size=channels)
+        else:
+            scales = np.full(1, self.rng.uniform(0.002, 0.02))
+        scales = scales.astype(np.float32)
+        quant = me.Quantization(scales=[float(s) for s in scales],
+                                zero_points=[0] * len(scales), axis=axis)
+        return self._const(w, "int8", quant, "weights"), w, scales
+
+    def _bias(self, channels: int, in_scale: float, w_scales: np.ndarray, acc_std: float
+              ) -> me.Tensor:
+        b = self.rng.normal(0.0, acc_std, size=channels).round().astype(np.int64)
+        b = np.clip(b, -(1 << 31), (1 << 31) - 1).astype(np.int32)
+        scales = (np.float32(in_scale) * np.broadcast_to(w_scales, (channels,))).astype(
+            np.float32
+        )
+        quant = me.Quantization(scales=[float(s) for s in scales], zero_points=[0] * channels,
+                                axis=0)
+        return self._const(b, "int32", quant, "bias")
+
+    def conv2d(self, x: _T, out_c: int, kernel: tuple[int, int] = (3, 3),
+               stride: tuple[int, int] = (1, 1), padding: str = "SAME",
+               dilation: tuple[int, int] = (1, 1), activation: str = "NONE",
+               per_channel: bool = True, bias: bool = True, groups: int = 1,
+               out_range: float = 1.0, out_q: QParams | None = None) -> _T:
+        n, h, w, c = x.shape
+        if c % groups or out_c % groups:
+            raise ValueError(f"groups {groups} must divide channels {c} and {out_c}")
+        fic = c // groups
+        kh, kw = kernel
+        oh = _window_out(h, kh, stride[0], dilation[0], padding)
+        ow = _window_out(w, kw, stride[1], dilation[1], padding)
+        wt, _, wsc = self._weights((out_c, kh, kw, fic), 0, per_channel)
+        k = kh * kw * fic
+        acc_std = _STD_INT8 * _STD_INT8 * math.sqrt(k)
+        in_scale = x.q.scale if x.q else 1.0
+        std = acc_std * in_scale * float(np.mean(wsc))
+        y = self._act_tensor((n, oh, ow, out_c), "int8", self._out_q(std, out_range, out_q),
+                             std, "conv")
+        inputs: list[Any] = [x, wt]
+        if bias:
+            inputs.append(self._bias(out_c, in_scale, wsc, acc_std / 4))
+        o = schema.Conv2DOptionsT()
+        o.padding = _PAD[padding]
+        o.strideH, o.strideW = stride
+        o.dilationHFactor, o.dilationWFactor = dilation
+        o.fusedActivationFunction = _ACT[activation]
+        self._op(schema.BuiltinOperator.CONV_2D, inputs, [y],
+                 schema.BuiltinOptions.Conv2DOptions, o)
+        return y
+
+    def depthwise_conv2d(self, x: _T, kernel: tuple[int, int] = (3, 3),
+                         stride: tuple[int, int] = (1, 1), padding: str = "SAME",
+                         dilation: tuple[int, int] = (1, 1), depth_multiplier: int = 1,
+                         activation: str = "NONE", per_channel: bool = True, bias: bool = True,
+                         out_range: float = 1.0, out_q: QParams | None = None) -> _T:
+        n, h, w, c = x.shape
+        out_c = c * depth_multiplier
+        kh, kw = kernel
+        oh = _window_out(h, kh, stride[0], dilation[0], padding)
+        ow = _window_out(w, kw, stride[1], dilation[1], padding)
+        wt, _, wsc = self._weights((1, kh, kw, out_c), 3, per_channel)
+        acc_std = _STD_INT8 * _STD_INT8 * math.sqrt(kh * kw)
+        in_scale = x.q.scale if x.q else 1.0
+        std = acc_std * in_scale * float(np.mean(wsc))
+        y = self._act_tensor((n, oh, ow, out_c), "int8", self._out_q(std, out_range, out_q),
+                             std, "dwconv")
+        inputs: list[Any] = [x, wt]
+        if bias:
+            inputs.append(self._bias(out_c, in_scale, wsc, acc_std / 4))
+        o = schema.DepthwiseConv2DOptionsT()
+        o.padding = _PAD[padding]
+        o.strideH, o.strideW = stride
+        o.dilationHFactor, o.dilationWFactor = dilation
+        o.depthMultiplier = depth_multiplier
+        o.fusedActivationFunction = _ACT[activation]
+        self._op(schema.BuiltinOperator.DEPTHWISE_CONV_2D, inputs, [y],
+                 schema.BuiltinOptions.DepthwiseConv2DOptions, o)
+        return y
+
+    def fully_connected(self, x: _T, units: int, activation: str = "NONE",
+                        per_channel: bool = False, bias: bool = True,
+                        keep_num_dims: bool = False, out_range: float = 1.0,
+                        out_q: QParams | None = None) -> _T:
+        depth = x.shape[-1]
+        batches = math.prod(x.shape[:-1])
+        wt, _, wsc = self._weights((units, depth), 0, per_channel)
+        acc_std = _STD_INT8 * _STD_INT8 * math.sqrt(depth)
+        in_scale = x.q.scale if x.q else 1.0
+        std = acc_std * in_scale * float(np.mean(wsc))
+        shape = (*x.shape[:-1], units) if keep_num_dims else (batches, units)
+        y = self._act_tensor(shape, "int8", self._out_q(std, out_range, out_q), std, "fc")
+        inputs: list[Any] = [x, wt]
+        if bias:
+            inputs.append(self._bias(units, in_scale, wsc, acc_std / 4))
+        o = schema.FullyConnectedOptionsT()
+        o.fusedActivationFunction = _ACT[activation]
+        o.keepNumDims = keep_num_dims
+        self._op(schema.BuiltinOperator.FULLY_CONNECTED, inputs, [y],
+                 schema.BuiltinOptions.FullyConnectedOptions, o)
+        return y
+
+    # -- other operators ---------------------------------------------------------------------
+
+    def _pool(self, opcode: int, x: _T, filter_size: tuple[int, int],
+              stride: tuple[int, int], padding: str, activation: str) -> _T:
+        n, h, w, c = x.shape
+        oh = _window_out(h, filter_size[0], stride[0], 1, padding)
+        ow = _window_out(w, filter_size[1], stride[1], 1, padding)
+        y = self._act_tensor((n, oh, ow, c), "int8", x.q, x.std, "pool")
+        o = schema.Pool2DOptionsT()
+        o.padding = _PAD[padding]
+        o.strideH, o.strideW = stride
+        o.filterHeight, o.filterWidth = filter_size
+        o.fusedActivationFunction = _ACT[activation]
+        self._op(opcode, [x], [y], schema.BuiltinOptions.Pool2DOptions, o)
+        return y
+
+    def avg_pool2d(self, x: _T, filter_size: tuple[int, int] = (2, 2),
+                   stride: tuple[int, int] = (2, 2), padding: str = "VALID",
+                   activation: str = "NONE") -> _T:
+        return self._pool(schema.BuiltinOperator.AVERAGE_POOL_2D, x, filter_size, stride,
+                          padding, activation)
+
+    def max_pool2d(self, x: _T, filter_size: tuple[int, int] = (2, 2),
+                   stride: tuple[int, int] = (2, 2), padding: str = "VALID",
+                   activation: str = "NONE") -> _T:
+        return self._pool(schema.BuiltinOperator.MAX_POOL_2D, x, filter_size, stride, padding,
+                          activation)
+
+    def add(self, a: _T, b: _T, activation: str = "NONE", out_range: float = 1.0,
+            out_q: QParams | None = None) -> _T:
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+        std = math.hypot(a.std, b.std)
+        y = self._act_tensor(shape, "int8", self._out_q(std, out_range, out_q), std, "add")
+        o = schema.AddOptionsT()
+        o.fusedActivationFunction = _ACT[activation]
+        self._op(schema.BuiltinOperator.ADD, [a, b], [y], schema.BuiltinOptions.AddOptions, o)
+        return y
+
+    def concat(self, xs: list[_T], axis: int) -> _T:
+        rank = len(xs[0].shape)
+        ax = axis % rank
+        shape = list(xs[0].shape)
+        shape[ax] = sum(x.shape[ax] for x in xs)
+        y = self._act_tensor(tuple(shape), xs[0].dtype, xs[0].q, xs[0].std, "concat")
+        o = schema.ConcatenationOptionsT()
+        o.axis = axis
+        self._op(schema.BuiltinOperator.CONCATENATION, list(xs), [y],
+                 schema.BuiltinOptions.ConcatenationOptions, o)
+        return y
+
+    def reshape(self, x: _T, shape: tuple[int, ...]) -> _T:
+        if math.prod(shape) != math.prod(x.shape):
+            raise ValueError(f"cannot reshape {x.shape} to {shape}")
+        y = self._act_tensor(shape, x.dtype, x.q, x.std, "reshape")
+        st = self._const(np.asarray(shape, dtype=np.int32), "int32", None, "shape")
+        o = schema.ReshapeOptionsT()
+        o.newShape = list(shape)
+        self._op(schema.BuiltinOperator.RESHAPE, [x, st], [y],
+                 schema.BuiltinOptions.ReshapeOptions, o)
+        return y
+
+    def softmax(self, x: _T, beta: float = 1.0) -> _T:
+        y = self._act_tensor(x.shape, "int8", QParams(1.0 / 256, -128), 0.1, "softmax")
+        o = schema.SoftmaxOptionsT()
+        o.beta = beta
+        self._op(schema.BuiltinOperator.SOFTMAX, [x], [y], schema.BuiltinOptions.SoftmaxOptions,
+                 o)
+        return y
+
+    def pad(self, x: _T, paddings: list[tuple[int, int]]) -> _T:
+        if len(paddings) != len(x.shape):
+            raise ValueError("one (before, after) pair per dimension")
+        shape = tuple(d + a + b for d, (a, b) in zip(x.shape, paddings))
+        y = self._act_tensor(shape, x.dtype, x.q, x.std, "pad")
+        pt = self._const(np.asarray(paddings, dtype=np.int32), "int32", None, "paddings")
+        self._op(schema.BuiltinOperator.PAD, [x, pt], [y], schema.BuiltinOptions.PadOptions,
+                 schema.PadOptionsT())
+        return y
+
+    def mean(self, x: _T, axes: tuple[int, ...], keep_dims: bool = False,
+             out_range: float = 1.0, out_q: QParams | None = None) -> _T:
+        rank = len(x.shape)
+        norm = sorted({a % rank for a in axes})
+        if keep_dims:
+            shape = tuple(1 if i in norm else d for i, d in enumerate(x.shape))
+        else:
+            shape = tuple(d for i, d in enumerate(x.shape) if i not in norm)
+        # The mean of random activations is narrower than they are.
+        count = math.prod(x.shape[i] for i in norm)
+        std = x.std / math.sqrt(count) if out_q is None else x.std
+        y = self._act_tensor(shape, "int8", self._out_q(std, out_range, out_q), std, "mean")
+        at = self._const(np.asarray(axes, dtype=np.int32), "int32", None, "axes")
+        o = schema.ReducerOptionsT()
+        o.keepDims = keep_dims
+        self._op(schema.BuiltinOperator.MEAN, [x, at], [y], schema.BuiltinOptions.ReducerOptions,
+                 o)
+        return y
+
+    def quantize(self, x: _T, dtype: str = "int8", out_q: QParams | None = None) -> _T:
+        if out_q is None:
+            if x.q is not None:
+                out_q = QParams(x.q.scale * float(self.rng.uniform(0.5, 2.0)),
+                                int(self.rng.integers(-60, 61)) + (128 if dtype == "uint8" else 0))
+            else:
+                out_q = self.random_qparams(dtype)
+        y = self._act_tensor(x.shape, dtype, out_q, x.std, "quantize")
+        self._op(schema.BuiltinOperator.QUANTIZE, [x], [y])
+        return y
+
+    def dequantize(self, x: _T) -> _T:
+        y = self._act_tensor(x.shape, "float32", None, x.std, "dequantize")
+        self._op(schema.BuiltinOperator.DEQUANTIZE, [x], [y])
+        return y
+
+    def relu(self, x: _T, out_q: QParams | None = None) -> _T:
+        if out_q is None:
+            assert x.q is not None
+            out_q = QParams(x.q.scale * float(self.rng.uniform(0.5, 1.5)),
+                            int(self.rng.integers(-128, -60)))
+        y = self._act_tensor(x.shape, "int8", out_q, x.std, "relu")
+        self._op(schema.BuiltinOperator.RELU, [x], [y])
+        return y
+
+    def relu6(self, x: _T) -> _T:
+        y = self._act_tensor(x.shape, "int8", x.q, x.std, "relu6")
+        self._op(schema.BuiltinOperator.RELU6, [x], [y])
+        return y
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def build(self) -> bytes:
+        if not self._inputs or not self._outputs:
+            raise ValueError("the model needs at least one input and one output")
+        self.sg.inputs = list(self._inputs)
+        self.sg.outputs = list(self._outputs)
+        model = me.Model(subgraphs=[self.sg], description="sweetspot modelgen")
+        return bytes(model.build())
+
+
+def write_model(builder: ModelBuilder, path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(builder.build())
+    return p

@@ -1,0 +1,422 @@
+"""Every supported operator, over a spread of shapes, strides, paddings, dilations, channel
+counts, quantization parameters and fused activations, compared byte for byte with the TFLM
+interpreter.
+
+The cases of one operator are independent chains of one generated model (generator.modelgen),
+so each operator group is built once for board=host and driven through libssmodel.so with
+varied seeded inputs (uniform, narrow, extreme, sparse; for float inputs rounding ties and
+out-of-range values). The slow sweep adds many randomly drawn configurations per operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _infer_util import compare_model
+
+from generator.modelgen import ModelBuilder, QParams, write_model
+
+Case = tuple[str, Callable[[ModelBuilder], object]]
+
+
+def _conv_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def conv(shape, out_c, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            return b.conv2d(b.input(shape), out_c, **kw)
+        desc = f"conv {shape}->{out_c} " + " ".join(f"{k}={v}" for k, v in kw.items())
+        c.append((desc, f))
+
+    conv((1, 8, 8, 3), 8, kernel=(3, 3), padding="SAME", activation="RELU")
+    conv((1, 9, 7, 5), 6, kernel=(3, 3), stride=(2, 1), padding="SAME", activation="RELU6")
+    conv((1, 10, 10, 4), 5, kernel=(3, 3), padding="VALID", per_channel=False)
+    conv((1, 11, 11, 2), 4, kernel=(5, 5), stride=(2, 2), padding="SAME")
+    conv((1, 12, 12, 3), 4, kernel=(3, 3), padding="SAME", dilation=(2, 2))
+    conv((1, 12, 10, 3), 4, kernel=(3, 3), stride=(2, 2), padding="VALID", dilation=(2, 3))
+    conv((1, 13, 9, 2), 3, kernel=(3, 2), stride=(3, 2), padding="SAME", dilation=(1, 2))
+    conv((1, 6, 6, 16), 32, kernel=(1, 1), padding="VALID", activation="RELU")
+    conv((1, 7, 7, 8), 8, kernel=(1, 1), stride=(2, 2), padding="SAME")
+    conv((1, 9, 9, 3), 4, kernel=(1, 7), padding="SAME")
+    conv((1, 9, 9, 3), 4, kernel=(7, 1), padding="VALID")
+    conv((1, 3, 3, 2), 3, kernel=(5, 5), padding="SAME")
+    conv((1, 5, 5, 3), 4, kernel=(3, 3), padding="SAME", bias=False)
+    conv((1, 5, 5, 1), 1, kernel=(3, 3), padding="SAME")
+    conv((2, 5, 5, 3), 5, kernel=(3, 3), stride=(2, 2), padding="SAME")
+    conv((1, 6, 6, 4), 6, kernel=(3, 3), padding="SAME", out_range=0.08)
+    conv((1, 6, 6, 4), 6, kernel=(3, 3), padding="SAME", out_range=12.0)
+    conv((1, 6, 6, 4), 6, kernel=(3, 3), padding="SAME", activation="RELU_N1_TO_1")
+    conv((1, 6, 6, 4), 6, kernel=(3, 3), padding="SAME", groups=2)
+    conv((1, 24, 3, 1), 24, kernel=(16, 1), padding="VALID", activation="RELU")
+    conv((1, 4, 4, 64), 16, kernel=(3, 3), padding="SAME", activation="RELU")
+    conv((1, 5, 4, 7), 9, kernel=(2, 2), stride=(2, 2), padding="SAME")
+    return c
+
+
+def _dw_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def dw(shape, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            return b.depthwise_conv2d(b.input(shape), **kw)
+        c.append((f"dwconv {shape} " + " ".join(f"{k}={v}" for k, v in kw.items()), f))
+
+    dw((1, 8, 8, 8), kernel=(3, 3), padding="SAME", activation="RELU")
+    dw((1, 9, 9, 4), kernel=(3, 3), stride=(2, 2), padding="SAME")
+    dw((1, 7, 7, 3), kernel=(3, 3), padding="VALID", depth_multiplier=2)
+    dw((1, 10, 10, 2), kernel=(5, 5), padding="SAME", dilation=(2, 2))
+    dw((1, 5, 5, 2), kernel=(3, 3), padding="SAME", depth_multiplier=3, activation="RELU6",
+       per_channel=False)
+    dw((1, 6, 9, 5), kernel=(1, 3), stride=(1, 2), padding="SAME")
+    dw((1, 6, 6, 4), kernel=(3, 3), padding="SAME", bias=False)
+    dw((2, 5, 5, 3), kernel=(3, 3), stride=(2, 2), padding="SAME")
+    dw((1, 6, 6, 4), kernel=(3, 3), padding="SAME", out_range=0.1)
+    dw((1, 3, 3, 4), kernel=(5, 5), padding="SAME")
+    dw((1, 11, 8, 6), kernel=(3, 3), stride=(2, 3), padding="VALID", dilation=(1, 2),
+       depth_multiplier=2)
+    dw((1, 4, 4, 1), kernel=(2, 2), padding="SAME", activation="RELU_N1_TO_1")
+    return c
+
+
+def _fc_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def fc(shape, units, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            return b.fully_connected(b.input(shape), units, **kw)
+        c.append((f"fc {shape}->{units} " + " ".join(f"{k}={v}" for k, v in kw.items()), f))
+
+    fc((1, 16), 10)
+    fc((1, 64), 36, activation="RELU")
+    fc((2, 20), 7)
+    fc((1, 2, 3, 8), 5)
+    fc((1, 3, 8), 5, keep_num_dims=True)
+    fc((1, 32), 12, per_channel=True)
+    fc((1, 24), 6, bias=False)
+    fc((1, 1), 1)
+    fc((1, 3), 1, activation="RELU6")
+    fc((1, 50), 9, out_range=0.1)
+    fc((1, 17), 13, activation="RELU_N1_TO_1")
+    fc((1, 216), 12)
+    return c
+
+
+def _pool_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def pool(kind, shape, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            x = b.input(shape)
+            return b.avg_pool2d(x, **kw) if kind == "avg" else b.max_pool2d(x, **kw)
+        c.append((f"{kind}pool {shape} " + " ".join(f"{k}={v}" for k, v in kw.items()), f))
+
+    for kind in ("avg", "max"):
+        pool(kind, (1, 8, 8, 3), filter_size=(2, 2), stride=(2, 2), padding="VALID")
+        pool(kind, (1, 9, 9, 4), filter_size=(3, 3), stride=(2, 2), padding="SAME")
+        pool(kind, (1, 7, 5, 2), filter_size=(3, 3), stride=(1, 1), padding="SAME")
+        pool(kind, (1, 3, 3, 16), filter_size=(3, 3), stride=(3, 3), padding="VALID")
+        pool(kind, (1, 9, 3, 5), filter_size=(3, 1), stride=(3, 1), padding="VALID")
+        pool(kind, (1, 6, 6, 3), filter_size=(2, 2), stride=(2, 2), padding="VALID",
+             activation="RELU")
+        pool(kind, (1, 6, 6, 3), filter_size=(3, 3), stride=(2, 2), padding="SAME",
+             activation="RELU6")
+        pool(kind, (2, 4, 4, 2), filter_size=(2, 2), stride=(1, 1), padding="VALID")
+        pool(kind, (1, 2, 3, 4), filter_size=(4, 4), stride=(1, 1), padding="SAME")
+    return c
+
+
+def _add_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def add(sa, sb, ratio=None, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            qa = QParams(float(b.rng.uniform(0.01, 0.1)), int(b.rng.integers(-50, 50)))
+            sb_scale = qa.scale * ratio if ratio else float(b.rng.uniform(0.01, 0.1))
+            qb = QParams(sb_scale, int(b.rng.integers(-50, 50)))
+            return b.add(b.input(sa, q=qa), b.input(sb, q=qb), **kw)
+        desc = f"add {sa}+{sb} ratio={ratio} " + " ".join(f"{k}={v}" for k, v in kw.items())
+        c.append((desc, f))
+
+    add((1, 4, 4, 8), (1, 4, 4, 8))
+    add((1, 4, 4, 8), (1, 4, 4, 8), activation="RELU")
+    add((1, 4, 4, 8), (1, 4, 4, 8), activation="RELU6")
+    add((1, 4, 4, 8), (1, 1, 1, 8))
+    add((1, 4, 4, 8), (1, 4, 1, 8))
+    add((1, 1, 4, 1), (1, 3, 1, 5))
+    add((1, 10), (1, 10), out_range=0.2)
+    add((2, 3), (3,))
+    add((1, 5, 5, 3), (1, 5, 5, 3), ratio=20.0)
+    add((1, 5, 5, 3), (1, 5, 5, 3), ratio=0.01)
+    return c
+
+
+def _softmax_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def sm(shape, beta=1.0, scale=None):  # noqa: ANN001
+        def f(b: ModelBuilder) -> object:
+            q = None if scale is None else QParams(scale, int(b.rng.integers(-20, 20)))
+            return b.softmax(b.input(shape, q=q), beta=beta)
+        c.append((f"softmax {shape} beta={beta} scale={scale}", f))
+
+    sm((1, 10))
+    sm((1, 4))
+    sm((1, 36), scale=0.1)
+    sm((1, 300), scale=0.02)
+    sm((2, 5, 7))
+    sm((1, 10), beta=0.5)
+    sm((1, 10), beta=2.0, scale=0.2)
+    sm((1, 12), scale=0.5)
+    sm((1, 12), scale=0.001)
+    sm((1, 1))
+    sm((3, 2))
+    return c
+
+
+def _mean_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def mean(shape, axes, keep=False, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            return b.mean(b.input(shape), axes, keep_dims=keep, **kw)
+        c.append((f"mean {shape} axes={axes} keep={keep} {kw}", f))
+
+    mean((1, 7, 7, 64), (1, 2))
+    mean((1, 7, 7, 16), (1, 2), keep=True)
+    mean((1, 5, 4, 6), (3,))
+    mean((1, 5, 4, 6), (1,))
+    mean((1, 5, 4, 6), (2,), keep=True)
+    mean((1, 5, 4, 6), (1, 2, 3))
+    mean((1, 5, 6), (1,))
+    mean((1, 5, 6), (-1,))
+    mean((1, 3, 3, 8), (1, 2), out_range=0.05)
+    mean((1, 6, 6, 4), (1, 2), out_q=QParams(0.02, -3))
+    mean((2, 3, 3, 4), (1, 2))
+    return c
+
+
+def _movement_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def pad(shape, pads):  # noqa: ANN001
+        c.append((f"pad {shape} {pads}", lambda b: b.pad(b.input(shape), pads)))
+
+    pad((1, 5, 5, 3), [(0, 0), (1, 1), (1, 1), (0, 0)])
+    pad((1, 4, 6, 2), [(0, 0), (0, 2), (1, 0), (0, 0)])
+    pad((1, 3, 3, 4), [(0, 0), (0, 0), (0, 0), (2, 1)])
+    pad((2, 3), [(1, 0), (2, 3)])
+
+    def concat(shapes, axis):  # noqa: ANN001
+        def f(b: ModelBuilder) -> object:
+            q = b.random_qparams()
+            return b.concat([b.input(s, q=q) for s in shapes], axis)
+        c.append((f"concat {shapes} axis={axis}", f))
+
+    concat([(1, 4, 4, 3), (1, 4, 4, 5)], 3)
+    concat([(1, 2, 4, 3), (1, 3, 4, 3), (1, 1, 4, 3)], 1)
+    concat([(1, 4, 2, 3), (1, 4, 3, 3)], 2)
+    concat([(2, 3), (2, 5)], -1)
+    concat([(2, 3), (4, 3)], 0)
+
+    def reshape(shape, new):  # noqa: ANN001
+        c.append((f"reshape {shape}->{new}", lambda b: b.reshape(b.input(shape), new)))
+
+    reshape((1, 2, 3, 4), (1, 24))
+    reshape((1, 24), (2, 3, 4))
+    return c
+
+
+def _quant_cases() -> list[Case]:
+    c: list[Case] = []
+    c.append(("quantize float32->int8", lambda b: b.quantize(
+        b.input((1, 6, 5), dtype="float32"), "int8", QParams(0.05, -7))))
+    c.append(("quantize float32->int8 small scale", lambda b: b.quantize(
+        b.input((1, 40), dtype="float32"), "int8", QParams(0.0039215689, -128))))
+    c.append(("quantize uint8->int8 same scale", lambda b: b.quantize(
+        b.input((1, 8, 8, 1), dtype="uint8", q=QParams(0.0039215689, 0)), "int8",
+        QParams(0.0039215689, -128))))
+    c.append(("quantize uint8->int8 rescale", lambda b: b.quantize(
+        b.input((1, 30), dtype="uint8", q=QParams(0.02, 130)), "int8", QParams(0.013, 5))))
+    c.append(("quantize int8->int8 rescale", lambda b: b.quantize(b.input((1, 30)), "int8")))
+
+    def to_uint8(b: ModelBuilder) -> object:
+        x = b.input((1, 30))
+        return b.quantize(b.relu6(x), "uint8")
+    c.append(("quantize int8->uint8 output", to_uint8))
+    c.append(("dequantize int8->float32", lambda b: b.dequantize(b.input((1, 4, 5)))))
+
+    def relu(b: ModelBuilder) -> object:
+        return b.relu(b.input((1, 7, 9)))
+    c.append(("relu, requantizing", relu))
+    c.append(("relu, same quantization", lambda b: (lambda x: b.relu(x, out_q=x.q))(
+        b.input((1, 40)))))
+    c.append(("relu6", lambda b: b.relu6(b.input((1, 5, 11), q=QParams(0.03, -20)))))
+    c.append(("relu6 coarse scale", lambda b: b.relu6(b.input((1, 50), q=QParams(0.2, 10)))))
+    return c
+
+
+def _network_cases() -> list[Case]:
+    """Small multi-operator chains: the interplay of the arena plan and the kernels."""
+    c: list[Case] = []
+
+    def cnn(b: ModelBuilder) -> object:
+        x = b.quantize(b.input((1, 12, 12, 1), dtype="float32"), "int8", QParams(0.02, -10))
+        x = b.conv2d(x, 8, kernel=(3, 3), stride=(2, 2), padding="SAME", activation="RELU")
+        x = b.depthwise_conv2d(x, kernel=(3, 3), padding="SAME", activation="RELU6")
+        x = b.max_pool2d(x, (2, 2), (2, 2), "VALID")
+        x = b.reshape(x, (1, 72))
+        x = b.fully_connected(x, 10)
+        return b.dequantize(b.softmax(x))
+    c.append(("cnn float->softmax->float", cnn))
+
+    def residual(b: ModelBuilder) -> object:
+        x = b.input((1, 8, 8, 4))
+        y = b.conv2d(x, 8, kernel=(3, 3), padding="SAME", activation="RELU")
+        z = b.conv2d(y, 8, kernel=(3, 3), padding="SAME")
+        s = b.conv2d(x, 8, kernel=(1, 1), padding="SAME")
+        a = b.add(z, s, activation="RELU")
+        m = b.mean(a, (1, 2))
+        return b.fully_connected(m, 5, activation="RELU")
+    c.append(("residual add + mean + fc", residual))
+
+    def branches(b: ModelBuilder) -> object:
+        x = b.input((1, 6, 6, 3))
+        q = QParams(0.05, -5)
+        p = b.conv2d(x, 4, kernel=(1, 1), out_q=q)
+        r = b.conv2d(x, 4, kernel=(3, 3), padding="SAME", out_q=q)
+        y = b.concat([p, r], 3)
+        y = b.pad(y, [(0, 0), (1, 1), (1, 1), (0, 0)])
+        return b.avg_pool2d(y, (2, 2), (2, 2), "VALID")
+    c.append(("concat branches + pad + avgpool", branches))
+    return c
+
+
+GROUPS: dict[str, Callable[[], list[Case]]] = {
+    "conv": _conv_cases,
+    "depthwise": _dw_cases,
+    "fully_connected": _fc_cases,
+    "pool": _pool_cases,
+    "add": _add_cases,
+    "softmax": _softmax_cases,
+    "mean": _mean_cases,
+    "pad_concat_reshape": _movement_cases,
+    "quantize_relu": _quant_cases,
+    "networks": _network_cases,
+}
+INPUT_SETS = 10
+
+
+def _build_group(cases: list[Case], seed: int, path: Path) -> list[str]:
+    b = ModelBuilder(seed=seed, name=path.stem)
+    labels = []
+    for desc, make in cases:
+        b.output(make(b))
+        labels.append(desc)
+    write_model(b, path)
+    return labels
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_operator_group_matches_tflm(group: str, tmp_path: Path) -> None:
+    cases = GROUPS[group]()
+    path = tmp_path / f"{group}.tflite"
+    labels = _build_group(cases, seed=sum(map(ord, group)), path=path)
+    compared, mismatches = compare_model(path, tmp_path / "build", seed=17, count=INPUT_SETS,
+                                         labels=labels)
+    assert compared == len(cases) * INPUT_SETS
+    assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:20])
+
+
+def test_mismatch_is_detected(tmp_path: Path) -> None:
+    """The comparison can fail: a model whose C is fed a different model's expectations."""
+    path = tmp_path / "a.tflite"
+    b = ModelBuilder(seed=1)
+    b.output(b.fully_connected(b.input((1, 8)), 4))
+    write_model(b, path)
+    other = tmp_path / "b.tflite"
+    b2 = ModelBuilder(seed=2)
+    b2.output(b2.fully_connected(b2.input((1, 8)), 4))
+    write_model(b2, other)
+    from _infer_util import compare_loaded
+
+    from generator.hostrun import build_host_model
+
+    model = build_host_model(path, tmp_path / "build")
+    compared, mismatches = compare_loaded(model, other, seed=3, count=5)
+    assert compared == 5 and mismatches
+
+
+# ---- slow: random sweeps -------------------------------------------------------------------
+
+
+def _random_conv(rng: np.random.Generator, b: ModelBuilder, depthwise: bool) -> str:
+    h, w = int(rng.integers(1, 14)), int(rng.integers(1, 14))
+    c = int(rng.integers(1, 20))
+    kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    dh, dw = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) if rng.random() < 0.3 else (1, 1)
+    padding = "SAME" if rng.random() < 0.6 else "VALID"
+    if padding == "VALID":
+        h = max(h, (kh - 1) * dh + 1)
+        w = max(w, (kw - 1) * dw + 1)
+    act = str(rng.choice(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]))
+    per_channel = bool(rng.random() < 0.7)
+    out_range = float(rng.choice([0.1, 1.0, 1.0, 3.0]))
+    x = b.input((int(rng.integers(1, 3)), h, w, c))
+    kw_ = dict(kernel=(kh, kw), stride=(sh, sw), padding=padding, dilation=(dh, dw),
+               activation=act, per_channel=per_channel, out_range=out_range,
+               bias=bool(rng.random() < 0.9))
+    if depthwise:
+        dm = int(rng.integers(1, 4))
+        b.output(b.depthwise_conv2d(x, depth_multiplier=dm, **kw_))
+        return f"dwconv {x.shape} dm={dm} {kw_}"
+    oc = int(rng.integers(1, 24))
+    b.output(b.conv2d(x, oc, **kw_))
+    return f"conv {x.shape}->{oc} {kw_}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["conv", "depthwise"])
+@pytest.mark.parametrize("block", range(4))
+def test_random_conv_sweep(kind: str, block: int, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1000 * block + (kind == "depthwise"))
+    b = ModelBuilder(seed=block + 50)
+    labels = [_random_conv(rng, b, kind == "depthwise") for _ in range(25)]
+    path = write_model(b, tmp_path / "sweep.tflite")
+    compared, mismatches = compare_model(path, tmp_path / "build", seed=block, count=20,
+                                         labels=labels)
+    assert compared == 25 * 20
+    assert not mismatches, "\n".join(mismatches[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", range(3))
+def test_random_fc_pool_softmax_sweep(block: int, tmp_path: Path) -> None:
+    rng = np.random.default_rng(77 + block)
+    b = ModelBuilder(seed=block + 90)
+    labels = []
+    for _ in range(10):
+        depth, units = int(rng.integers(1, 300)), int(rng.integers(1, 40))
+        b.output(b.fully_connected(b.input((int(rng.integers(1, 4)), depth)), units,
+                                   per_channel=bool(rng.random() < 0.5),
+                                   out_range=float(rng.choice([0.1, 1.0, 4.0]))))
+        labels.append(f"fc {depth}->{units}")
+        shape = (1, int(rng.integers(1, 12)), int(rng.integers(1, 12)), int(rng.integers(1, 9)))
+        fh, fw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        x = b.input(shape)
+        b.output(b.avg_pool2d(x, (fh, fw), (sh, sw), "SAME"))
+        b.output(b.max_pool2d(x, (fh, fw), (sh, sw), "SAME"))
+        labels += [f"avgpool {shape} {fh}x{fw}/{sh}x{sw}", f"maxpool {shape} {fh}x{fw}/{sh}x{sw}"]
+        depth = int(rng.integers(1, 400))
+        q = QParams(float(rng.uniform(0.001, 0.5)), int(rng.integers(-100, 100)))
+        b.output(b.softmax(b.input((1, depth), q=q), beta=float(rng.choice([0.5, 1.0, 1.5]))))
+        labels.append(f"softmax depth {depth} scale {q.scale}")
+    path = write_model(b, tmp_path / "sweep.tflite")
+    compared, mismatches = compare_model(path, tmp_path / "build", seed=block, count=20,
+                                         labels=labels)
+    assert compared == len(labels) * 20
+    assert not mismatches, "\n".join(mismatches[:20])
