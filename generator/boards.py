@@ -22,6 +22,20 @@ CORES = ("cortex-m0", "cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "
 COUNTERS = ("dwt", "systick", "none")
 CONSOLES = ("stm32_usart_v2", "cmsdk_uart", "nrf_uart")
 
+# Nucleo clock trees: per clock.family (= templates/firmware/clock/<family>.c.j2), the one
+# clock.source it implements, the integer [clock] keys it reads and the bus clocks a console
+# USART's kernel clock (console.kernel_clock) may come from. The template checks the arithmetic.
+CLOCK_FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "stm32g0": ("hsi16_pll", ("pll_m", "pll_n", "pll_r", "vos", "flash_latency", "hpre", "ppre"),
+                ("pclk",)),
+    "stm32l4": ("msi_pll", ("pll_m", "pll_n", "pll_r", "vos", "flash_latency", "hpre", "ppre1",
+                            "ppre2"), ("pclk1", "pclk2")),
+    "stm32u5": ("hsi16_pll", ("pll_m", "pll_n", "pll_r", "vos", "flash_latency", "hpre", "ppre1",
+                              "ppre2", "ppre3"), ("pclk1", "pclk2", "pclk3")),
+    "stm32h7": ("hsi_pll", ("pll_m", "pll_n", "pll_p", "vos", "flash_latency", "d1cpre", "hpre",
+                            "d1ppre", "d2ppre1", "d2ppre2", "d3ppre"), ("pclk1", "pclk2")),
+}
+
 # Architecture flags per core for arm-none-eabi-gcc.
 _ARCH = {
     "cortex-m0": ("armv6-m", "-mcpu=cortex-m0"),
@@ -213,10 +227,24 @@ def parse_board(data: dict[str, Any], where: str, path: Path | None = None) -> B
         p = _need(data, "pyocd", dict, where)
         _need(p, "target", str, f"{where} pyocd")
         _need(data, "twin", str, where)
-        _need(data, "clock", dict, where)
+        clock = _need(data, "clock", dict, where)
+        family = clock.get("family")
+        if family not in CLOCK_FAMILIES:
+            raise BoardError(f"{where}: clock.family must be one of {', '.join(CLOCK_FAMILIES)}")
+        source, clock_keys, buses = CLOCK_FAMILIES[family]
+        if clock.get("source") != source:
+            raise BoardError(f"{where}: clock.source must be '{source}' for family {family}")
+        for key in clock_keys:
+            _need(clock, key, int, f"{where} clock")
+        _need(clock, "flash_accel", bool, f"{where} clock")
         cons = data["console"]
-        for key in ("baud", "kernel_clock_hz", "enable_reg", "enable_bit", "gpio_base", "af"):
+        for key in ("baud", "kernel_clock_hz", "enable_reg", "enable_bit", "gpio_base", "af",
+                    "gpio_enable_reg", "gpio_enable_bit", "kernel_sel_reg", "kernel_sel_shift",
+                    "kernel_sel_width", "kernel_sel_value"):
             _need(cons, key, int, f"{where} console")
+        if _need(cons, "kernel_clock", str, f"{where} console") not in buses:
+            raise BoardError(f"{where}: console.kernel_clock must be one of {', '.join(buses)} "
+                             f"for family {family}")
     if core in ("cortex-m0", "cortex-m0plus") and counter["kind"] == "dwt":
         raise BoardError(f"{where}: {core} has no DWT cycle counter; use counter.kind = 'systick'")
 
