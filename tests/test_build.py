@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, require_toolchain
+from _util import ROOT, require_toolchain
 
 pytestmark = pytest.mark.toolchain
 

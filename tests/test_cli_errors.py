@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require_toolchain
+from _util import ROOT, require_toolchain
 
 
 def sweetspot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
