@@ -324,6 +324,47 @@ class InferApp:
             files[f"kernels/{name}"] = (banner + text).encode("utf-8")
         return files
 
+    def check(self, app_info: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Compare the outputs a run reported with the TFLM interpreter (the independent
+        reference) on the same inputs, rebuilt from the manifest."""
+        from tflite_micro import runtime  # the reference; imported only when checking
+
+        model_path = Path(app_info["model"]["path"])
+        if not model_path.is_file():
+            return {"reference": "tflm", "skipped": f"model {model_path} is gone"}
+        graph = load_model(model_path)
+        if graph.sha256 != app_info["model"]["sha256"]:
+            return {"reference": "tflm", "skipped": f"model {model_path} changed since the build"}
+        src = app_info["input_source"]
+        if src["kind"] == "random":
+            runs = random_inputs(graph, int(src["seed"]), int(src["count"]))
+        else:
+            runs = load_inputs(graph, src["path"])
+        interpreter = runtime.Interpreter.from_file(str(model_path))
+        mismatches: list[str] = []
+        missing: list[str] = []
+        compared = 0
+        for run, names in zip(runs, app_info["reports"]["runs"]):
+            for i, a in enumerate(run):
+                interpreter.set_input(a, i)
+            interpreter.invoke()
+            for j, name in enumerate(names["outputs"]):
+                ref = np.asarray(interpreter.get_output(j))
+                got = outputs.get(name)
+                if got is None:
+                    missing.append(name)
+                    continue
+                compared += 1
+                if np.asarray(got).astype(ref.dtype).tobytes() != ref.tobytes():
+                    mismatches.append(name)
+        return {
+            "reference": "tflm",
+            "equal": not mismatches and not missing and compared > 0,
+            "compared": compared,
+            "mismatches": mismatches,
+            "missing": missing,
+        }
+
     def manifest(self, board: Board, options: dict[str, Any], ctx: dict[str, Any]
                  ) -> dict[str, Any]:
         c = self._compiled(options)
