@@ -117,6 +117,10 @@ def _split_runs(arr: np.ndarray, shape: tuple[int, ...], dtype: str, what: str
         return [arr]
     if arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == tuple(shape) and arr.shape[0] > 0:
         return [arr[i] for i in range(arr.shape[0])]
+    if (len(shape) > 1 and shape[0] == 1 and arr.ndim == len(shape)
+            and tuple(arr.shape[1:]) == tuple(shape[1:]) and arr.shape[0] > 0):
+        # A batch-1 model fed a stack of samples [N, ...]: one run per sample.
+        return [arr[i:i + 1] for i in range(arr.shape[0])]
     raise AppError(
         f"{what} has shape {list(arr.shape)}; the model input is {list(shape)} "
         f"(give {list(shape)} for one run or [N, {', '.join(map(str, shape))}] for N runs)"
@@ -326,44 +330,43 @@ class InferApp:
 
     def check(self, app_info: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict[str, Any]:
         """Compare the outputs a run reported with the TFLM interpreter (the independent
-        reference) on the same inputs, rebuilt from the manifest."""
+        reference) on the same inputs, rebuilt from the manifest. One entry per reported output
+        name: ``{"ok", "reference": "tflm", "mismatches": <differing elements>, "expected"}``."""
         from tflite_micro import runtime  # the reference; imported only when checking
 
         model_path = Path(app_info["model"]["path"])
         if not model_path.is_file():
-            return {"reference": "tflm", "skipped": f"model {model_path} is gone"}
+            return {"tflm": {"ok": False, "error": f"model {model_path} is gone; rebuild"}}
         graph = load_model(model_path)
         if graph.sha256 != app_info["model"]["sha256"]:
-            return {"reference": "tflm", "skipped": f"model {model_path} changed since the build"}
+            return {"tflm": {"ok": False,
+                             "error": f"model {model_path} changed since the build; rebuild"}}
         src = app_info["input_source"]
         if src["kind"] == "random":
             runs = random_inputs(graph, int(src["seed"]), int(src["count"]))
         else:
             runs = load_inputs(graph, src["path"])
         interpreter = runtime.Interpreter.from_file(str(model_path))
-        mismatches: list[str] = []
-        missing: list[str] = []
-        compared = 0
+        result: dict[str, Any] = {}
         for run, names in zip(runs, app_info["reports"]["runs"]):
             for i, a in enumerate(run):
                 interpreter.set_input(a, i)
             interpreter.invoke()
             for j, name in enumerate(names["outputs"]):
-                ref = np.asarray(interpreter.get_output(j))
+                ref = np.asarray(interpreter.get_output(j)).reshape(-1)
                 got = outputs.get(name)
                 if got is None:
-                    missing.append(name)
+                    result[name] = {"ok": False, "reference": "tflm", "mismatches": None,
+                                    "error": "not reported"}
                     continue
-                compared += 1
-                if np.asarray(got).astype(ref.dtype).tobytes() != ref.tobytes():
-                    mismatches.append(name)
-        return {
-            "reference": "tflm",
-            "equal": not mismatches and not missing and compared > 0,
-            "compared": compared,
-            "mismatches": mismatches,
-            "missing": missing,
-        }
+                got = np.asarray(got).reshape(-1)
+                same_shape = got.shape == ref.shape and got.dtype == ref.dtype
+                ok = same_shape and got.tobytes() == ref.tobytes()
+                differ = (int(np.count_nonzero(got.view(np.uint8) != ref.view(np.uint8)))
+                          if same_shape else None)
+                result[name] = {"ok": bool(ok), "reference": "tflm", "mismatches": differ,
+                                "expected": ref.tolist()}
+        return result
 
     def manifest(self, board: Board, options: dict[str, Any], ctx: dict[str, Any]
                  ) -> dict[str, Any]:

@@ -1,0 +1,85 @@
+"""Whole models on every board under test (default: the four QEMU twins): the infer app's
+outputs, for several inputs compiled into the image, are byte-equal with the TFLM interpreter on
+the same inputs (the app's check, run by the runner), and the per-layer counter figures add up.
+
+Models that do not fit a board (e.g. mobilenet on the 16 KiB Cortex-M0 twin) are skipped with the
+fit check's numbers; zoo models are skipped when ../shared/models/zoo is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generator.errors import FitError
+from generator.model import load_model
+from generator.plan import plan_model, require_fit
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT.parent / "shared" / "models" / "zoo"
+PROJECT = ["digits_cnn_int8", "digits_mlp_int8", "residual_int8"]
+ZOO_NAMES = ["ign_wl_24_int8", "stmnist_v1_int8", "mobilenet_v1_0.25_96_int8"]
+
+
+def _model(name: str) -> Path:
+    if name in PROJECT:
+        return ROOT / "models" / f"{name}.tflite"
+    if not ZOO.is_dir():
+        pytest.skip(f"zoo models not available: {ZOO} is absent (it lives in ../shared)")
+    return ZOO / f"{name}.tflite"
+
+
+def _skip_unless_fits(dut, path: Path) -> None:  # noqa: ANN001
+    board = dut.board
+    try:
+        require_fit(plan_model(load_model(path)), board.flash.length, board.ram.length,
+                    board=board.name)
+    except FitError as e:
+        pytest.skip(str(e))
+
+
+def _check(doc: dict, runs: int) -> None:
+    info = doc["app_info"]
+    assert doc["status"] == 0
+    assert doc["stream"]["corrupt_frames"] == 0 and doc["stream"]["lost_frames"] == 0
+    names = [n for r in info["reports"]["runs"] for n in r["outputs"]]
+    assert len(names) == runs * len(info["outputs"])
+    assert set(doc["checks"]) == set(names)
+    bad = {k: v["mismatches"] for k, v in doc["checks"].items() if not v["ok"]}
+    assert not bad, f"outputs differ from TFLM: {bad}"
+    # The per-layer figures of the first run add up to its total.
+    cyc = doc["cycles"]
+    total = cyc[info["reports"]["runs"][0]["cycles"]]["ticks"]
+    assert sum(cyc[n]["ticks"] for n in info["reports"]["layers"]) == total
+
+
+@pytest.mark.parametrize("name", PROJECT + ZOO_NAMES)
+def test_model_outputs_equal_tflm(dut, name: str) -> None:  # noqa: ANN001
+    path = _model(name)
+    _skip_unless_fits(dut, path)
+    runs = 2 if "mobilenet" in name else 4
+    doc = dut.run("infer", model=str(path), seed=31, inputs=runs, timeout=600)
+    _check(doc, runs)
+
+
+def test_real_digits_samples(dut, tmp_path: Path) -> None:  # noqa: ANN001
+    path = _model("digits_cnn_int8")
+    with np.load(ROOT / "models" / "digits_samples.npz") as f:
+        images, labels = f["images"][:8], f["labels"][:8]
+    inputs = tmp_path / "digits8.npy"
+    np.save(inputs, images)
+    doc = dut.run("infer", model=str(path), input=str(inputs))
+    _check(doc, 8)
+    preds = [int(np.argmax(doc["outputs"][f"output0[{k}]"]["values"])) for k in range(8)]
+    assert sum(p == int(lbl) for p, lbl in zip(preds, labels)) >= 6
+
+
+def test_counts_are_deterministic(dut) -> None:  # noqa: ANN001
+    if dut.board.kind != "qemu":
+        pytest.skip("only an emulated twin under -icount counts deterministically")
+    path = _model("digits_cnn_int8")
+    a = dut.run("infer", model=str(path), seed=5)["cycles"]
+    b = dut.run("infer", model=str(path), seed=5)["cycles"]
+    assert a == b
