@@ -44,7 +44,7 @@ def register(app: App) -> App:
 
 def _load_builtin() -> None:
     # Importing the modules registers their apps.
-    from . import bench, selftest  # noqa: F401
+    from . import bench, nvmtest, selftest  # noqa: F401
     with contextlib.suppress(ImportError):  # optional until the model compiler lands
         from . import infer  # noqa: F401
 
