@@ -36,7 +36,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
+def qemu_command(board: Board, elf: Path, port: int,
+                 extra_args: list[str] | None = None) -> list[str]:
+    """``extra_args`` are appended (e.g. ``-device loader,...`` to preload memory)."""
     q = board.qemu
     cmd = [qemu_binary(), "-machine", q["machine"]]
     if q.get("cpu"):
@@ -48,15 +50,17 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
         "-icount", f"shift={int(q['icount_shift'])}",
         "-kernel", str(elf),
     ]
-    return cmd
+    return cmd + list(extra_args or [])
 
 
 class QemuTarget(Target):
-    def __init__(self, board: Board, log_dir: Path | None = None) -> None:
+    def __init__(self, board: Board, log_dir: Path | None = None,
+                 extra_args: list[str] | None = None) -> None:
         if board.kind != "qemu":
             raise TargetError(f"board '{board.name}' is not a QEMU twin")
         super().__init__(board)
         self.log_dir = log_dir
+        self.extra_args = list(extra_args or [])
 
     def run(self, artifacts: Artifacts, timeout: float = 60.0) -> RunOutput:
         elf = artifacts.elf
@@ -65,7 +69,7 @@ class QemuTarget(Target):
         t0 = time.monotonic()
         for attempt in range(3):
             port = _free_port()
-            cmd = qemu_command(self.board, elf, port)
+            cmd = qemu_command(self.board, elf, port, self.extra_args)
             stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=stderr)
