@@ -279,6 +279,10 @@ class PersistPlan:
         """All NVM words an uninterrupted attempt writes: tensors, then the commit record."""
         return self.step_tensor_words(phase) + RECORD_WORDS
 
+    def shape(self) -> StepShape:
+        return StepShape(tuple(self.step_tensor_words(p) for p in range(self.steps_per_inference)),
+                         self.inferences)
+
     def row_names(self) -> list[str]:
         return ["input"] + [layer.name for layer in self.graph.layers]
 
@@ -376,30 +380,56 @@ class FailPoint:
         return f"{'' if plan.inferences == 1 else f'I{inf}.'}{row}:{what}{self.value}"
 
 
-def spread_points(plan: PersistPlan, count: int, seed: int = 0,
+@dataclass(frozen=True)
+class StepShape:
+    """Words each step's uninterrupted attempt writes: the tensors, then the commit record."""
+
+    tensor_words: tuple[int, ...]  # per phase: 0 inputs, 1+l layer l
+    inferences: int
+
+    @classmethod
+    def from_runtime(cls, rt: Mapping[str, Any]) -> StepShape:
+        """From a build's manifest (``app_info.runtime``)."""
+        p = rt["persist"]
+        return cls(tuple(int(w) for w in p["step_tensor_words"]), int(p["inferences"]))
+
+    @property
+    def phases(self) -> int:
+        return len(self.tensor_words)
+
+    def words(self, step: int) -> int:
+        return self.tensor_words[step % self.phases] + RECORD_WORDS
+
+    def classify(self, p: FailPoint) -> str:
+        """Where a word point falls: 'tensor' (inside a tensor write), 'commit' (inside the
+        record: before its first word up to before its CRC word) or 'after' (record complete)."""
+        tw = self.tensor_words[p.step % self.phases]
+        if p.value < tw:
+            return "tensor"
+        return "commit" if p.value < tw + RECORD_WORDS else "after"
+
+
+def spread_points(shape: StepShape, count: int, seed: int = 0,
                   inferences: Sequence[int] | None = None) -> list[FailPoint]:
-    """``count`` word-granular failure points spread over every step of the chosen inferences:
-    each step gets its share, at distinct seeded positions in ``[0, step_words]``, so they fall
-    inside tensor writes and inside commits (and right after a commit)."""
+    """``count`` word points spread evenly over every step of the given inferences (default
+    all), at distinct seeded positions in ``[0, words]``, so they fall inside tensor writes,
+    inside commits and right after commits; a step with two or more points always gets the
+    first and the last word of its record (a failure right before the commit, a torn record)."""
     if count < 1:
         return []
-    infs = list(inferences) if inferences is not None else list(range(plan.inferences))
-    steps = [i * plan.steps_per_inference + p for i in infs
-             for p in range(plan.steps_per_inference)]
+    infs = list(inferences) if inferences is not None else list(range(shape.inferences))
+    steps = [i * shape.phases + p for i in infs for p in range(shape.phases)]
     rng = np.random.default_rng(seed)
-    points: list[FailPoint] = []
     share, extra = divmod(count, len(steps))
+    points: list[FailPoint] = []
     for j, step in enumerate(steps):
-        k = share + (1 if j < extra else 0)
-        total = plan.step_words(step % plan.steps_per_inference)
-        if k == 0:
+        k = min(share + (1 if j < extra else 0), shape.words(step) + 1)
+        if k <= 0:
             continue
-        # Always include both commit edges when there is room: the first and last record word.
-        tw = plan.step_tensor_words(step % plan.steps_per_inference)
-        must = [tw, tw + RECORD_WORDS - 1][: k]
-        rest = k - len(must)
-        pool = np.setdiff1d(np.arange(total + 1), must)
-        pick = rng.choice(pool, size=min(rest, pool.size), replace=False) if rest > 0 else []
+        tw = shape.tensor_words[step % shape.phases]
+        must = [tw, tw + RECORD_WORDS - 1][:k]
+        pool = np.setdiff1d(np.arange(shape.words(step) + 1), must)
+        pick = rng.choice(pool, size=k - len(must), replace=False) if k > len(must) else []
         values = sorted(set(must) | {int(v) for v in pick})
         points += [FailPoint(step, POINT_WORDS, v) for v in values]
     return sorted(points)
@@ -413,7 +443,7 @@ def parse_power_fail(spec: str, plan: PersistPlan, seed: int = 0) -> list[FailPo
     if spec in ("", "none", "off"):
         return []
     if spec.isdigit():
-        return spread_points(plan, int(spec), seed)
+        return spread_points(plan.shape(), int(spec), seed)
     rows = plan.row_names()
     points = []
     for item in spec.split(","):
@@ -797,7 +827,7 @@ def commit_overhead(stats: RuntimeStats) -> dict[str, Any]:
 
 __all__ = [
     "Capacitor", "FailPoint", "NoinitLayout", "PersistPlan", "RowStats", "RtGraph", "RtLayer",
-    "RtTensor", "RuntimeOptions", "RuntimeStats", "SimConfig", "Slot", "assign_qls",
+    "RtTensor", "RuntimeOptions", "RuntimeStats", "SimConfig", "Slot", "StepShape", "assign_qls",
     "commit_overhead", "decode_stats", "encode_config", "encode_record", "noinit_layout",
     "parse_capacitor", "parse_power_fail", "plan_persistence", "rt_graph_from_ir",
     "runtime_context", "runtime_manifest", "spread_points", "QL_BY_NAME",
