@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     req = RunRequest(board=args.board, app=app, options=_options(args),
                      build_dir=Path(args.build_dir) if args.build_dir else None,
                      timeout=args.timeout, probe_uid=args.probe_uid,
-                     serial_port=args.serial_port, twin=args.twin)
+                     serial_port=args.serial_port, twin=args.twin, pack=args.pack)
     try:
         doc = run(req)
     except FirmwareFault as e:
@@ -192,16 +192,17 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_flash(args: argparse.Namespace) -> int:
     from .runner import RunRequest, build_for
-    from .targets.nucleo import flash_image
+    from .targets.nucleo import flash_image, preflight
 
     board = load_board(args.board)
     if board.kind != "nucleo":
         raise SweetspotError(f"'{board.name}' is a {board.kind} board; flash takes a Nucleo board "
                              f"(run a twin with: sweetspot run --board {board.name})")
+    preflight(board, args.probe_uid, pack=args.pack)  # pack and probe problems before a build
     app = args.app or ("infer" if args.model else "bench")
     _, art = build_for(RunRequest(board=board.name, app=app, options=_options(args),
                                   build_dir=Path(args.build_dir) if args.build_dir else None))
-    info = flash_image(board, art, probe_uid=args.probe_uid, timeout=args.timeout)
+    info = flash_image(board, art, probe_uid=args.probe_uid, timeout=args.timeout, pack=args.pack)
     if args.json:
         _print_json(info)
     else:
@@ -240,6 +241,7 @@ def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
         p.add_argument("--probe-uid", help="ST-LINK probe unique ID (real boards)")
         p.add_argument("--serial-port", help="console port of a real board (default: the "
                        "probe's virtual COM port)")
+        p.add_argument("--pack", help="CMSIS device pack file for pyOCD (real boards)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--build-dir")
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--pack", help="CMSIS device pack file for pyOCD")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_flash)
 

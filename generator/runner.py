@@ -41,6 +41,7 @@ class RunRequest:
     build_dir: Path | None = None
     timeout: float = 120.0
     probe_uid: str | None = None
+    pack: str | None = None
     serial_port: str | None = None
     twin: bool = False
 
@@ -144,7 +145,7 @@ def run(req: RunRequest) -> dict[str, Any]:
     board, art = build_for(req)
     kwargs: dict[str, Any] = {}
     if board.kind == "nucleo":
-        kwargs = {"probe_uid": req.probe_uid, "serial_port": req.serial_port}
+        kwargs = {"probe_uid": req.probe_uid, "serial_port": req.serial_port, "pack": req.pack}
     target = target_for(board, **kwargs)
     out = target.run(art, timeout=req.timeout)
     doc = results_document(board, req.app, art, out)

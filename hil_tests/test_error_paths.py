@@ -26,11 +26,15 @@ def test_fault_is_reported_with_pc(dut):
     if dut.board.core != "cortex-m0":
         assert "cfsr=0x00010000" in msg  # UNDEFINSTR
     doc = e.value.document
-    assert doc["faults"] and doc["exit_code"] == 3
+    assert doc["faults"] and doc["status"] == 3
+    if dut.board.kind == "qemu":
+        assert doc["exit_code"] == 3  # the semihosting exit status
 
 
 def test_stream_cut_short(dut):
-    with pytest.raises(ProtocolError, match="ended without an END record"):
+    # An emulator that stops is seen at once; a real board just goes quiet until the deadline.
+    expected = "ended without an END record" if dut.board.kind != "nucleo" else "no END record"
+    with pytest.raises(ProtocolError, match=expected):
         dut.run("selftest", mode="cut", timeout=10)
 
 
