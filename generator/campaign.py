@@ -68,11 +68,12 @@ def runtime_info(art: Artifacts) -> dict[str, Any]:
     return dict(rt)
 
 
-def block_images(rt: Mapping[str, Any], cfg: SimConfig, nvm_image: bytes | None = None
+def block_images(rt: Mapping[str, Any], cfg: SimConfig | None, nvm_image: bytes | None = None
                  ) -> list[tuple[int, bytes]]:
-    """(offset in the block, bytes) to preload: the config, and optionally an NVM image."""
+    """(offset in the block, bytes) to preload: the config (none: the firmware's built-in
+    defaults apply), and optionally an NVM image."""
     noinit = rt["noinit"]
-    blobs = [(0, encode_config(cfg, int(rt["sched_capacity"])))]
+    blobs = [] if cfg is None else [(0, encode_config(cfg, int(rt["sched_capacity"])))]
     if nvm_image is not None:
         if len(nvm_image) > int(noinit["nvm_bytes"]):
             raise AppError(f"the NVM image has {len(nvm_image)} bytes; the NVM has "
@@ -144,11 +145,12 @@ def _run_host(board: Board, art: Artifacts, blobs: list[tuple[int, bytes]], time
     return out
 
 
-def run_configured(board: Board, app: str, art: Artifacts, cfg: SimConfig,
+def run_configured(board: Board, app: str, art: Artifacts, cfg: SimConfig | None,
                    nvm_image: bytes | None = None, timeout: float = 120.0,
                    max_boots: int = 1_000_000) -> dict[str, Any]:
-    """Run a runtime build once with a config block (and optionally an NVM image); returns the
-    results document (status and checks included, no exception for a non-zero status)."""
+    """Run a runtime build once with a config block (None: no config, the build's own
+    power_fail/capacitor options apply) and optionally an NVM image; returns the results
+    document (status and checks included, no exception for a non-zero status)."""
     rt = runtime_info(art)
     blobs = block_images(rt, cfg, nvm_image)
     if board.kind == "qemu":

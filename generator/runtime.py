@@ -411,26 +411,39 @@ class StepShape:
 
 def spread_points(shape: StepShape, count: int, seed: int = 0,
                   inferences: Sequence[int] | None = None) -> list[FailPoint]:
-    """``count`` word points spread evenly over every step of the given inferences (default
-    all), at distinct seeded positions in ``[0, words]``, so they fall inside tensor writes,
-    inside commits and right after commits; a step with two or more points always gets the
-    first and the last word of its record (a failure right before the commit, a torn record)."""
+    """``count`` word points spread over every step of the given inferences (default all), in
+    proportion to the words each step writes (at least one per step when there are enough),
+    at distinct seeded positions in ``[0, words]``, so they fall inside tensor writes, inside
+    commits and right after commits; a step with two or more points always gets the first and
+    the last word of its record (a failure right before the commit, a torn record). Asked for
+    more points than there are positions, steps get every position, then repeats (a repeated
+    point fails the re-execution at the same word again)."""
     if count < 1:
         return []
     infs = list(inferences) if inferences is not None else list(range(shape.inferences))
     steps = [i * shape.phases + p for i in infs for p in range(shape.phases)]
     rng = np.random.default_rng(seed)
-    share, extra = divmod(count, len(steps))
+    sizes = [shape.words(s) + 1 for s in steps]
+    base = [1] * len(steps) if count >= len(steps) else [0] * len(steps)
+    left = count - sum(base)
+    quota = [left * z / sum(sizes) for z in sizes]
+    alloc = [b + int(q) for b, q in zip(base, quota)]
+    order = sorted(range(len(steps)), key=lambda j: (-(quota[j] - int(quota[j])), j))
+    for j in order[: count - sum(alloc)]:
+        alloc[j] += 1
     points: list[FailPoint] = []
     for j, step in enumerate(steps):
-        k = min(share + (1 if j < extra else 0), shape.words(step) + 1)
-        if k <= 0:
-            continue
+        want = alloc[j]
+        positions = sizes[j]
         tw = shape.tensor_words[step % shape.phases]
-        must = [tw, tw + RECORD_WORDS - 1][:k]
-        pool = np.setdiff1d(np.arange(shape.words(step) + 1), must)
-        pick = rng.choice(pool, size=k - len(must), replace=False) if k > len(must) else []
-        values = sorted(set(must) | {int(v) for v in pick})
+        values: list[int] = []
+        while want > 0:
+            k = min(want, positions)
+            must = [tw, tw + RECORD_WORDS - 1][:k]
+            pool = np.setdiff1d(np.arange(positions), must)
+            pick = rng.choice(pool, size=k - len(must), replace=False) if k > len(must) else []
+            values += sorted(set(must) | {int(v) for v in pick})
+            want -= k
         points += [FailPoint(step, POINT_WORDS, v) for v in values]
     return sorted(points)
 
