@@ -47,6 +47,7 @@ def _load_builtin() -> None:
     from . import bench, nvmtest, selftest  # noqa: F401
     with contextlib.suppress(ImportError):  # optional until the model compiler lands
         from . import infer  # noqa: F401
+    from . import stream  # noqa: F401  (stream, har, pipetest: the sensor front end)
 
 
 def app_names() -> list[str]:

@@ -33,6 +33,23 @@ def _pin_number(pin: str, board: Board) -> int:
     return int(m.group(2))
 
 
+# ---- external interrupts -------------------------------------------------------------------
+# Every external IRQ slot of the vector table holds a weak alias ``ss_irq<N>_handler`` of the
+# default handler (which reports "unexpected_irq"). An app claims IRQ N simply by defining
+# ``void ss_irq<N>_handler(void)`` (e.g. the stream app's sample timer); nothing else changes.
+# Enough slots for every interrupt sweetspot uses: ARMv6-M has at most 32; the others get 64
+# (STM32 TIM6 is IRQ 54 on the L476/H743, 49 on the U575; the twins' timers are IRQ 3 or 8).
+_V6M_IRQS = 32
+_DEFAULT_IRQS = 64
+
+
+def irq_count(board: Board) -> int:
+    if board.is_host:
+        return 0
+    default = _V6M_IRQS if board.core in _V6M else _DEFAULT_IRQS
+    return max(default, int(board.console.get("irq_count", 0)))
+
+
 def stack_bytes(board: Board) -> int:
     ram = board.ram.length
     return 2048 if ram <= 64 * 1024 else 8192
@@ -53,7 +70,7 @@ def firmware_context(board: Board) -> dict[str, Any]:
     ctx.update(
         console=console,
         system_handlers=system_handlers(board),
-        irq_count=int(board.console.get("irq_count", 0)),
+        irq_count=irq_count(board),
         stack_bytes=stack_bytes(board),
         stack_region="ram",
         noinit_region="ram",
