@@ -34,7 +34,9 @@ __all__ = ["HostModel", "build_host_model"]
 class HostModel:
     """A host build of the ``infer`` app (its ``libssmodel.so`` and ``sweetspot.json``)."""
 
-    def __init__(self, build_dir: str | Path) -> None:
+    def __init__(self, build_dir: str | Path, library: str | Path | None = None) -> None:
+        """``library`` overrides the shared library to load (e.g. the same sources compiled
+        with other kernel options); by default the build's own ``libssmodel.so``."""
         self.build_dir = Path(build_dir)
         manifest_path = self.build_dir / MANIFEST
         if not manifest_path.is_file():
@@ -52,7 +54,7 @@ class HostModel:
         self.outputs: list[dict[str, Any]] = info["outputs"]
         self.input_bytes = int(info["input_bytes"])
         self.output_bytes = int(info["output_bytes"])
-        path = self.build_dir / lib["file"]
+        path = Path(library) if library is not None else self.build_dir / lib["file"]
         if not path.is_file():
             raise BuildError(f"{path} is missing; rebuild: scons board=host app=infer model=...")
         self._lib = ctypes.CDLL(str(path.resolve()))

@@ -3,6 +3,8 @@ through its shared library, and compare with the TFLM interpreter (the independe
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,19 @@ def varied_inputs(graph: Graph, seed: int, count: int) -> list[list[np.ndarray]]
                 run.append(np.asarray(a, dtype=np.float32))
         runs.append(run)
     return runs
+
+
+def compile_variant(build_dir: Path, defines: list[str], name: str) -> Path:
+    """Compile a host build's model and kernel sources again into another shared library with
+    extra preprocessor definitions (e.g. SS_SIMD=0, the scalar reference loops)."""
+    info = json.loads((build_dir / "sweetspot.json").read_text())["app_info"]
+    src = build_dir / "src"
+    out = build_dir / name
+    cmd = ["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared",
+           f"-I{src}", *[f"-D{d}" for d in defines],
+           *[str(src / s) for s in info["host_library"]["sources"]], "-o", str(out), "-lm"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    return out
 
 
 def compare_model(path: Path, build_dir: Path, seed: int, count: int,

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _infer_util import compare_model
+from _infer_util import compare_loaded, compare_model, compile_variant
 
+from generator.hostrun import HostModel, build_host_model
 from generator.modelgen import ModelBuilder, QParams, write_model
 
 Case = tuple[str, Callable[[ModelBuilder], object]]
@@ -327,6 +328,20 @@ def test_operator_group_matches_tflm(group: str, tmp_path: Path) -> None:
     compared, mismatches = compare_model(path, tmp_path / "build", seed=17, count=INPUT_SETS,
                                          labels=labels)
     assert compared == len(cases) * INPUT_SETS
+    assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:20])
+
+
+@pytest.mark.parametrize("group", ["conv", "depthwise", "fully_connected", "networks"])
+def test_scalar_reference_loops_match_tflm(group: str, tmp_path: Path) -> None:
+    """The same generated sources with the packed (SIMD) inner loops switched off: the plain
+    scalar reference loops, which Cortex-M0 builds use, also equal TFLM."""
+    path = tmp_path / f"{group}.tflite"
+    labels = _build_group(GROUPS[group](), seed=sum(map(ord, group)) + 1, path=path)
+    build_host_model(path, tmp_path / "build")
+    lib = compile_variant(tmp_path / "build", ["SS_SIMD=0"], "libssmodel_ref.so")
+    model = HostModel(tmp_path / "build", library=lib)
+    compared, mismatches = compare_loaded(model, path, seed=23, count=INPUT_SETS, labels=labels)
+    assert compared == len(labels) * INPUT_SETS
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:20])
 
 

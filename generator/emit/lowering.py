@@ -20,7 +20,7 @@ from ..plan import Plan
 from . import tflm_math as tm
 
 # Kernel sources each opcode needs (besides the shared headers).
-KERNEL_HEADERS = ("ss_kernels.h", "ss_fixedpoint.h", "ss_kutil.h")
+KERNEL_HEADERS = ("ss_kernels.h", "ss_fixedpoint.h", "ss_kutil.h", "ss_simd.h")
 
 _CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t", "float32": "float",
            "int16": "int16_t"}

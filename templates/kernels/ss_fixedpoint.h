@@ -16,15 +16,20 @@ static inline int32_t ss_wmul(int32_t a, int32_t b) {
     return (int32_t)((uint32_t)a * (uint32_t)b);
 }
 
+/* gemmlowp::SaturatingRoundingDoublingHighMul without its saturating case (a == b ==
+ * INT32_MIN): (a * b + nudge) / 2^31 with C's truncating division, where the nudge is 2^30 for a
+ * non-negative product and 1 - 2^30 otherwise, equals floor((a * b + 2^30) / 2^31) for every
+ * product (for a negative one, truncation is the ceiling: (ab + 1 - 2^30 + 2^31 - 1) >> 31). */
+static inline int32_t ss_srdhm_ns(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * (int64_t)b + (1ll << 30)) >> 31);
+}
+
 /* gemmlowp::SaturatingRoundingDoublingHighMul for int32 (ARM VQRDMULH semantics). */
 static inline int32_t ss_srdhm(int32_t a, int32_t b) {
     if (a == b && a == INT32_MIN) {
         return INT32_MAX;
     }
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (1ll << 30) : (1ll - (1ll << 30));
-    /* Division, not a shift: it truncates towards zero, as gemmlowp does. */
-    return (int32_t)((ab + nudge) / (1ll << 31));
+    return ss_srdhm_ns(a, b);
 }
 
 /* gemmlowp::RoundingDivideByPOT: rounding arithmetic right shift, ties away from zero. */
@@ -36,16 +41,17 @@ static inline int32_t ss_rdbpot(int32_t x, int exponent) {
 }
 
 /* TFLM MultiplyByQuantizedMultiplier(int32 x, multiplier, shift), double rounding; shift > 0 is
- * a left shift. */
+ * a left shift. The multiplier comes from QuantizeMultiplier, in [0, 2^31): never INT32_MIN, so
+ * the saturating case of the high multiply cannot arise. */
 static inline int32_t ss_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     const int left = shift > 0 ? shift : 0;
     const int right = shift > 0 ? 0 : -shift;
-    return ss_rdbpot(ss_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+    return ss_rdbpot(ss_srdhm_ns((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0). */
 static inline int32_t ss_mbqm_lt1(int32_t x, int32_t multiplier, int32_t shift) {
-    return ss_rdbpot(ss_srdhm(x, multiplier), -shift);
+    return ss_rdbpot(ss_srdhm_ns(x, multiplier), -shift);
 }
 
 static inline int32_t ss_clamp(int32_t v, int32_t lo, int32_t hi) {

@@ -1,8 +1,12 @@
-/* Small helpers shared by the kernels: dot products and filter-window clipping. */
+/* Small helpers shared by the kernels: filter-window clipping and int8 dot products. The dot
+ * products have a packed variant (SS_SIMD, see ss_simd.h) and the plain scalar loop; both give
+ * the same int32 sums. */
 #ifndef SS_KUTIL_H
 #define SS_KUTIL_H
 
 #include <stdint.h>
+
+#include "ss_simd.h"
 
 /* The taps k in [0, k_size) whose input coordinate origin + k * dilation lies in [0, size):
  * returns them as the half-open range [*k0, *k1) (empty when *k0 >= *k1). */
@@ -23,15 +27,24 @@ static inline void ss_tap_range(int origin, int dilation, int k_size, int size, 
     *k1 = hi;
 }
 
-/* sum x[i] * f[i] */
+/* acc + sum x[i] * f[i] */
 static inline int32_t ss_dot_s8(const int8_t *x, const int8_t *f, int n, int32_t acc) {
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+#if SS_SIMD
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t xw = ss_read4(x + i);
+        const uint32_t fw = ss_read4(f + i);
+        acc = ss_smlad(ss_sxtb16(xw), ss_sxtb16(fw), acc);
+        acc = ss_smlad(ss_sxtb16_ror8(xw), ss_sxtb16_ror8(fw), acc);
+    }
+#endif
+    for (; i < n; i++) {
         acc += (int32_t)x[i] * (int32_t)f[i];
     }
     return acc;
 }
 
-/* sum (x[i] + offset) * f[i] */
+/* acc + sum (x[i] + offset) * f[i] (TFLM's per-tap form, used on clipped windows) */
 static inline int32_t ss_dot_off_s8(const int8_t *x, const int8_t *f, int n, int32_t offset,
                                     int32_t acc) {
     for (int i = 0; i < n; i++) {
@@ -40,12 +53,25 @@ static inline int32_t ss_dot_off_s8(const int8_t *x, const int8_t *f, int n, int
     return acc;
 }
 
-/* Two dot products sharing the x operand. */
+/* Two dot products sharing the x operand: *a0 += x.f0, *a1 += x.f1. */
 static inline void ss_dot2_s8(const int8_t *x, const int8_t *f0, const int8_t *f1, int n,
                               int32_t *a0, int32_t *a1) {
     int32_t s0 = *a0;
     int32_t s1 = *a1;
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+#if SS_SIMD
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t xw = ss_read4(x + i);
+        const uint32_t xe = ss_sxtb16(xw), xo = ss_sxtb16_ror8(xw);
+        const uint32_t fw0 = ss_read4(f0 + i);
+        s0 = ss_smlad(xe, ss_sxtb16(fw0), s0);
+        s0 = ss_smlad(xo, ss_sxtb16_ror8(fw0), s0);
+        const uint32_t fw1 = ss_read4(f1 + i);
+        s1 = ss_smlad(xe, ss_sxtb16(fw1), s1);
+        s1 = ss_smlad(xo, ss_sxtb16_ror8(fw1), s1);
+    }
+#endif
+    for (; i < n; i++) {
         const int32_t xv = x[i];
         s0 += xv * (int32_t)f0[i];
         s1 += xv * (int32_t)f1[i];
@@ -54,17 +80,46 @@ static inline void ss_dot2_s8(const int8_t *x, const int8_t *f0, const int8_t *f
     *a1 = s1;
 }
 
-static inline void ss_dot2_off_s8(const int8_t *x, const int8_t *f0, const int8_t *f1, int n,
-                                  int32_t offset, int32_t *a0, int32_t *a1) {
-    int32_t s0 = *a0;
-    int32_t s1 = *a1;
-    for (int i = 0; i < n; i++) {
-        const int32_t xv = (int32_t)x[i] + offset;
-        s0 += xv * (int32_t)f0[i];
-        s1 += xv * (int32_t)f1[i];
+/* Two patches x two filters over n bytes: acc[0] += x0.w0, acc[1] += x0.w1, acc[2] += x1.w0,
+ * acc[3] += x1.w1. */
+static inline void ss_mac_2x2_s8(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                 const int8_t *w1, int n, int32_t *acc) {
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+    int i = 0;
+#if SS_SIMD
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t xa = ss_read4(x0 + i);
+        const uint32_t xb = ss_read4(x1 + i);
+        const uint32_t xae = ss_sxtb16(xa), xao = ss_sxtb16_ror8(xa);
+        const uint32_t xbe = ss_sxtb16(xb), xbo = ss_sxtb16_ror8(xb);
+        const uint32_t fa = ss_read4(w0 + i);
+        const uint32_t fae = ss_sxtb16(fa), fao = ss_sxtb16_ror8(fa);
+        a00 = ss_smlad(xae, fae, a00);
+        a00 = ss_smlad(xao, fao, a00);
+        a10 = ss_smlad(xbe, fae, a10);
+        a10 = ss_smlad(xbo, fao, a10);
+        const uint32_t fb = ss_read4(w1 + i);
+        const uint32_t fbe = ss_sxtb16(fb), fbo = ss_sxtb16_ror8(fb);
+        a01 = ss_smlad(xae, fbe, a01);
+        a01 = ss_smlad(xao, fbo, a01);
+        a11 = ss_smlad(xbe, fbe, a11);
+        a11 = ss_smlad(xbo, fbo, a11);
     }
-    *a0 = s0;
-    *a1 = s1;
+#endif
+    for (; i < n; i++) {
+        const int32_t xa = x0[i];
+        const int32_t xb = x1[i];
+        const int32_t fa = w0[i];
+        const int32_t fb = w1[i];
+        a00 += xa * fa;
+        a01 += xa * fb;
+        a10 += xb * fa;
+        a11 += xb * fb;
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
 }
 
 #endif
