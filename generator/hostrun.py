@@ -15,8 +15,10 @@ int8), all inputs (outputs) concatenated in graph order.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,7 @@ class HostModel:
         path = Path(library) if library is not None else self.build_dir / lib["file"]
         if not path.is_file():
             raise BuildError(f"{path} is missing; rebuild: scons board=host app=infer model=...")
-        self._lib = ctypes.CDLL(str(path.resolve()))
+        self._lib = ctypes.CDLL(str(_private_copy(path)))
         self._lib.ss_model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         self._lib.ss_model_run.restype = ctypes.c_int
         self._lib.ss_model_run_layer.argtypes = [ctypes.c_uint32]
@@ -65,6 +67,10 @@ class HostModel:
         self._lib.ss_model_arena.restype = ctypes.c_void_p
         self._lib.ss_model_arena_bytes.restype = ctypes.c_uint32
         self._lib.ss_model_layers.restype = ctypes.c_uint32
+        self._lib.ss_model_input.argtypes = [ctypes.c_uint32]
+        self._lib.ss_model_input.restype = ctypes.c_void_p
+        self._lib.ss_model_output.argtypes = [ctypes.c_uint32]
+        self._lib.ss_model_output.restype = ctypes.c_void_p
         self._lib.ss_model_io_bytes.argtypes = [ctypes.c_int]
         self._lib.ss_model_io_bytes.restype = ctypes.c_uint32
         if (self._lib.ss_model_io_bytes(0) != self.input_bytes
@@ -81,6 +87,33 @@ class HostModel:
         n = int(self._lib.ss_model_arena_bytes())
         buf = (ctypes.c_uint8 * n).from_address(self._lib.ss_model_arena())
         return memoryview(buf).cast("B")
+
+    # -- stepping through the layers (fault injection, per-layer inspection) -------------------
+
+    def write_inputs(self, data: bytes) -> None:
+        """Copy raw input bytes (all inputs concatenated) into their arena buffers."""
+        if len(data) != self.input_bytes:
+            raise ValueError(f"input is {len(data)} bytes; the model takes {self.input_bytes}")
+        pos = 0
+        for i, spec in enumerate(self.inputs):
+            n = int(spec["nbytes"])
+            ctypes.memmove(self._lib.ss_model_input(i), data[pos:pos + n], n)
+            pos += n
+
+    def run_layer(self, index: int) -> None:
+        """Run one task (layer) on the arena as it is."""
+        if self._lib.ss_model_run_layer(index) != 0:
+            raise IndexError(f"layer {index} out of range (the model has {self.layers})")
+
+    def read_outputs(self) -> bytes:
+        """The raw output bytes (all outputs concatenated) as the arena holds them now."""
+        parts = []
+        for i, spec in enumerate(self.outputs):
+            n = int(spec["nbytes"])
+            parts.append(ctypes.string_at(self._lib.ss_model_output(i), n))
+        return b"".join(parts)
+
+    # -- whole inferences ------------------------------------------------------------------------
 
     def run_bytes(self, data: bytes) -> bytes:
         """One inference on raw input bytes (all inputs concatenated); raw output bytes."""
@@ -118,6 +151,20 @@ class HostModel:
     def run(self, inputs: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference; ``inputs`` is one array per model input (or one array)."""
         return self.split_outputs(self.run_bytes(self._pack(inputs)))
+
+
+def _private_copy(path: Path) -> Path:
+    """The library under a name unique to its contents: dlopen() hands out the already loaded
+    library for a path it has seen, so a rebuilt model at the same path would otherwise keep
+    running the old code in this process."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    target = path.parent / f".{path.stem}-{digest}{path.suffix}"
+    if not target.is_file():
+        part = target.with_name(target.name + ".part")
+        part.write_bytes(data)
+        os.replace(part, target)
+    return target.resolve()
 
 
 def build_host_model(model: str | Path, build_dir: str | Path | None = None,
