@@ -479,18 +479,11 @@ def _lower_median3(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict
 
 
 def window_table(function: str, n: int) -> list[int]:
-    """Window coefficients in Q15 (symmetric, peak 32767)."""
-    t = np.arange(n, dtype=np.float64)
-    denom = max(n - 1, 1)
-    if function == "hann":
-        w = 0.5 - 0.5 * np.cos(2 * np.pi * t / denom)
-    elif function == "hamming":
-        w = 0.54 - 0.46 * np.cos(2 * np.pi * t / denom)
-    else:  # pragma: no cover - checked by the caller
-        raise ValueError(function)
-    if n == 1:
-        w = np.ones(1)
-    return [int(v) for v in np.round(w * 32767.0).astype(np.int64)]
+    """Window coefficients in Q15: numpy's symmetric Hann/Hamming scaled to a 32767 peak,
+    rounded half up."""
+    ref = {"hann": np.hanning, "hamming": np.hamming}[function]
+    w = ref(n) if n > 1 else np.ones(1)
+    return [int(v) for v in np.floor(w * 32767.0 + 0.5 + 1e-9).astype(np.int64)]
 
 
 def _lower_window(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[str, Any]

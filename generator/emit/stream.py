@@ -689,7 +689,7 @@ register(StreamApp())
 # ---- pipetest: blocks and ring against the numpy twins, no timer -----------------------------
 
 
-def test_windows(p: Pipeline) -> list[tuple[str, np.ndarray]]:
+def pipetest_windows(p: Pipeline) -> list[tuple[str, np.ndarray]]:
     """Windows pipetest runs: four from the trace (spread over its segments) and five that
     drive every block to its limits (both input extremes, alternating extremes, a ramp,
     uniform noise over the whole input range)."""
@@ -788,7 +788,7 @@ class PipetestApp:
         p = self.pipeline(options)
         cap = pipetest_capacity(p)
         ops = ring_script(p.window, p.hop, cap)
-        wins = test_windows(p)
+        wins = pipetest_windows(p)
         return {
             "pipe": pipeline_context(p),
             "ring": {"capacity": cap, "capacity_text": f"window {p.window} + hop {p.hop} "
@@ -843,7 +843,7 @@ class PipetestApp:
 def pipetest_expected(p: Pipeline) -> dict[str, np.ndarray | int | list[int]]:
     """Everything pipetest reports, computed by the numpy twins."""
     exp: dict[str, Any] = {}
-    for k, (_name, w) in enumerate(test_windows(p)):
+    for k, (_name, w) in enumerate(pipetest_windows(p)):
         for st in p.stages[:-1]:
             exp[f"w{k}.b{st.index}"] = run_pipeline(p, w, upto=st.index).reshape(-1).astype(
                 np.int32)
