@@ -176,6 +176,7 @@ class CampaignReport:
     points: int
     runs: int
     wall_s: float
+    distinct: int = 0  # distinct (step, word) positions among the points
     boots: int = 0
     failures: int = 0
     missed: int = 0
@@ -191,7 +192,8 @@ class CampaignReport:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("board", "app", "points", "runs", "wall_s", "boots",
+        return {k: getattr(self, k) for k in ("board", "app", "points", "distinct", "runs",
+                                              "wall_s", "boots",
                                               "failures", "missed", "lost", "torn",
                                               "mismatched_runs", "where", "problems")}
 
@@ -230,7 +232,7 @@ def power_fail_campaign(board: Board, app: str, art: Artifacts, count: int, seed
     points = spread_points(shape, count, seed, inferences)
     cap = int(rt["sched_capacity"])
     nruns = max(1, -(-len(points) // cap))
-    rep = CampaignReport(board.name, app, len(points), nruns, 0.0)
+    rep = CampaignReport(board.name, app, len(points), nruns, 0.0, len(set(points)))
     for p in points:
         w = shape.classify(p)
         rep.where[w] = rep.where.get(w, 0) + 1

@@ -417,7 +417,8 @@ def spread_points(shape: StepShape, count: int, seed: int = 0,
     commits and right after commits; a step with two or more points always gets the first and
     the last word of its record (a failure right before the commit, a torn record). Asked for
     more points than there are positions, steps get every position, then repeats (a repeated
-    point fails the re-execution at the same word again)."""
+    point fails the re-execution at the same word again; the position after the commit is not
+    repeated: once committed, the step never runs again)."""
     if count < 1:
         return []
     infs = list(inferences) if inferences is not None else list(range(shape.inferences))
@@ -438,9 +439,10 @@ def spread_points(shape: StepShape, count: int, seed: int = 0,
         tw = shape.tensor_words[step % shape.phases]
         values: list[int] = []
         while want > 0:
-            k = min(want, positions)
+            # a repeat of the point after the commit could never be reached: the step is done
+            k = min(want, positions if not values else positions - 1)
             must = [tw, tw + RECORD_WORDS - 1][:k]
-            pool = np.setdiff1d(np.arange(positions), must)
+            pool = np.setdiff1d(np.arange(positions if not values else positions - 1), must)
             pick = rng.choice(pool, size=k - len(must), replace=False) if k > len(must) else []
             values += sorted(set(must) | {int(v) for v in pick})
             want -= k

@@ -208,6 +208,8 @@ def test_spread_points_cover_tensors_commits_and_every_step() -> None:
     assert all(0 <= p.value <= shape.words(p.step) for p in pts)
     many = spread_points(shape, 3000, seed=1)  # more than the positions: all, then repeats
     assert len(many) == 3000 and len(set(many)) == sum(shape.words(s) + 1 for s in range(14))
+    after = [p for p in many if shape.classify(p) == "after"]
+    assert len(after) == len(set(after)) == 14  # never repeated: a done step does not rerun
 
 
 def test_config_and_record_encoding() -> None:

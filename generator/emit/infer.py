@@ -35,6 +35,7 @@ from ..errors import AppError, ModelError
 from ..ir import DTYPE_SIZES, Graph
 from ..model import load_model
 from ..plan import Plan, plan_model, require_fit
+from . import infer_rt
 from .apps import register
 from .lowering import KERNEL_HEADERS, LoweredLayer, lower_graph
 
@@ -284,7 +285,7 @@ class InferApp:
             for layer in c.layers
         ]
         src = c.input_source
-        return {
+        ctx = {
             "model_sha256": g.sha256,
             "model": {"name": g.name, "sha256": g.sha256},
             "layers": layers,
@@ -301,6 +302,9 @@ class InferApp:
                              else f"file {Path(src['path']).name} (sha256 {src['sha256']})"),
             "run_reports": run_report_names(len(runs), len(outputs)),
         }
+        if infer_rt.requested(options):  # the intermittent runtime (generator/emit/infer_rt.py)
+            ctx.update(infer_rt.context(board, g, plan, len(runs), options))
+        return ctx
 
     def templates(self, board: Board, options: dict[str, Any]) -> list[tuple[str, str]]:
         return [
@@ -310,7 +314,8 @@ class InferApp:
             ("model/ss_weights.c.j2", "model/ss_weights.c"),
             ("apps/infer/ss_inputs.h.j2", "ss_inputs.h"),
             ("apps/infer/ss_inputs.c.j2", "ss_inputs.c"),
-            ("apps/infer/main.c.j2", "main.c"),
+            *(infer_rt.templates() if infer_rt.requested(options)
+              else [("apps/infer/main.c.j2", "main.c")]),
         ]
 
     def kernel_files(self, options: dict[str, Any]) -> list[str]:
@@ -366,6 +371,8 @@ class InferApp:
                           if same_shape else None)
                 result[name] = {"ok": bool(ok), "reference": "tflm", "mismatches": differ,
                                 "expected": ref.tolist()}
+        if app_info.get("runtime"):
+            result = infer_rt.annotate_check(app_info, result, outputs)
         return result
 
     def manifest(self, board: Board, options: dict[str, Any], ctx: dict[str, Any]
@@ -404,6 +411,8 @@ class InferApp:
                 + ["model/ss_model.c", "model/ss_weights.c"]
             )
             info["host_library"] = {"file": HOST_LIBRARY, "sources": sources}
+        if infer_rt.requested(options):
+            info["runtime"] = infer_rt.manifest(board, g, plan, ctx["runs"], options)
         return info
 
 
