@@ -1,0 +1,93 @@
+"""Real models under the intermittent runtime on a target (the QEMU twins by default).
+
+Default suite: the project's residual model (two tensors live across some boundaries) at Q0 with
+injection off equals the TFLM interpreter through the runtime, and survives a power-failure
+campaign. Slow suite (``-m slow``): 1,000+ failure points per zoo model (and per project model on
+the M0 twin, where the zoo models do not fit), and the Q0..Q4 energy sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.build import run_scons
+from generator.campaign import power_fail_campaign, run_configured
+from generator.runtime import SimConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT.parent / "shared" / "models" / "zoo"
+ZOO_MODELS = ("ign_wl_24_int8", "stmnist_v1_int8", "mobilenet_v1_0.25_96_int8")
+_BUILDS: dict[tuple[str, str], Any] = {}
+
+
+def _model(name: str) -> Path:
+    p = ROOT / "models" / f"{name}.tflite"
+    if p.is_file():
+        return p
+    z = ZOO / f"{name}.tflite"
+    if not ZOO.is_dir():
+        pytest.skip(f"zoo models not available: {ZOO} is absent (it lives in ../shared)")
+    return z
+
+
+def _build(dut: Any, model: str, **options: Any):
+    key = (dut.board.name, model + "-" + "-".join(f"{k}{v}" for k, v in sorted(options.items())))
+    if key not in _BUILDS:
+        d = dut.build_root / dut.board.name / f"rt-infer-{key[1]}"
+        _BUILDS[key] = run_scons(dut.board, "infer", {"model": str(_model(model)), **options}, d)
+    return _BUILDS[key]
+
+
+def _twin_only(dut: Any) -> None:
+    if dut.board.kind != "qemu":
+        pytest.skip("preloading the failure schedule needs a QEMU twin")
+
+
+def test_residual_model_at_q0_equals_tflm(dut: Any) -> None:
+    _twin_only(dut)
+    art = _build(dut, "residual_int8", ql="Q0", inject="off", inputs=2)
+    doc = run_configured(dut.board, "infer", art, SimConfig())
+    assert doc["status"] == 0
+    assert doc["checks"] and all(c["ok"] and c["mismatches"] == 0
+                                 for c in doc["checks"].values())
+    assert doc["metrics"]["rt.L0.done"] == 2
+
+
+def test_residual_model_power_fail_campaign(dut: Any) -> None:
+    _twin_only(dut)
+    art = _build(dut, "residual_int8", ql="Q0", inject="off", inputs=2)
+    rep = power_fail_campaign(dut.board, "infer", art, 120, seed=21, inferences=(0, 1))
+    assert rep.ok, rep.problems
+    assert rep.failures == 120 and rep.lost == 0 and rep.torn == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ZOO_MODELS + ("digits_cnn_int8", "residual_int8"))
+def test_campaign_1000_points(dut: Any, model: str) -> None:
+    _twin_only(dut)
+    if model in ZOO_MODELS and dut.board.name == "qemu_m0":
+        pytest.skip("the zoo models do not fit the M0 twin's 16 KiB of RAM")
+    art = _build(dut, model, ql="Q0", inject="off")
+    rep = power_fail_campaign(dut.board, "infer", art, 1000, seed=7, timeout=1800)
+    assert rep.ok, rep.problems
+    assert rep.failures == 1000 and rep.missed == 0
+    assert rep.where.get("tensor", 0) > 0 and rep.where.get("commit", 0) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ql", ["Q0", "Q1", "Q2", "Q3", "Q4"])
+def test_ql_sweep_reports_energy_and_deviation(dut: Any, ql: str) -> None:
+    _twin_only(dut)
+    if dut.board.name == "qemu_m0":
+        pytest.skip("the zoo models do not fit the M0 twin")
+    art = _build(dut, "stmnist_v1_int8", ql=ql, inject="on", seed=3)
+    doc = run_configured(dut.board, "infer", art, SimConfig(), timeout=600)
+    assert doc["status"] == 0
+    e = doc["energy"]["runtime"]
+    assert set(e["per_ql"]) <= {"Q0", ql} and e["per_inference"]["total_pj"] > 0
+    for c in doc["checks"].values():
+        assert "deviation" in c
+        if ql == "Q0":
+            assert c["ok"] and c["mismatches"] == 0
