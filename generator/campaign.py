@@ -25,10 +25,11 @@ from .boards import Board, load_board
 from .build import Artifacts, default_build_dir, run_scons
 from .emit import MANIFEST
 from .energy import document_energy
-from .errors import AppError, ProtocolError, TargetError
+from .errors import AppError, FirmwareFault, ProtocolError, TargetError
 from .protocol import parse_stream
 from .runner import check_outputs, results_document
 from .runtime import (
+    RUNTIME_OPTION_KEYS,
     Capacitor,
     SimConfig,
     StepShape,
@@ -309,5 +310,57 @@ def run_capacitor(board: Board, app: str, art: Artifacts, cap: Capacitor,
     return doc
 
 
+# ---- the CLI's entry point ---------------------------------------------------------------------
+
+def wants_runtime(options: Mapping[str, Any] | None) -> bool:
+    """Whether run options ask for the intermittent runtime (ql, ql_map, inject, power_fail,
+    capacitor)."""
+    return any((options or {}).get(k) not in (None, "") for k in RUNTIME_OPTION_KEYS)
+
+
+STATUS_TEXT = {
+    4: "a step cannot finish within one full charge of the capacitor",
+    5: "a commit record did not verify after retries",
+    6: "an NVM access fell outside its region",
+}
+
+
+def run_request(req: Any) -> dict[str, Any]:
+    """``sweetspot run`` for a runtime build (:class:`generator.runner.RunRequest`): build, then
+    run with the build-time schedule/capacitor (the host twin restarts after every reset, exit
+    status 75; a twin resets itself); energy per step and QL in ``doc["energy"]["runtime"]``,
+    the capacitor's power cycles and recharge time in ``doc["capacitor"]``. A real board runs
+    through :func:`generator.runner.run`. Raises FirmwareFault (document attached) like it."""
+    from .runner import build_for
+    from .runner import run as plain_run
+
+    board, art = build_for(req)
+    if board.kind == "nucleo":
+        doc = plain_run(req)
+        doc["energy"] = document_energy(board, doc)
+    else:
+        doc = run_configured(board, req.app, art, None, timeout=req.timeout)
+    rt = doc.get("app_info", {}).get("runtime") or {}
+    if rt.get("capacitor"):
+        c = rt["capacitor"]
+        cap = Capacitor(c["capacitance_f"], c["v_on"], c["v_off"], c.get("harvest_w"))
+        doc["capacitor"] = capacitor_summary(doc, cap)
+    s = doc
+    if s.get("faults"):
+        f = s["faults"][0]
+        err = FirmwareFault(f"firmware on {board.name} faulted ({f['kind']}) at pc=0x{f['pc']:08x}")
+        err.document = doc  # type: ignore[attr-defined]
+        raise err
+    if s.get("status") != 0:
+        why = doc.get("capacitor", {}).get("stuck", {}).get("message") or STATUS_TEXT.get(
+            int(s.get("status") or 0), "")
+        err = FirmwareFault(f"firmware on {board.name} ended with status {s.get('status')}"
+                            + (f": {why}" if why else ""))
+        err.document = doc  # type: ignore[attr-defined]
+        raise err
+    return doc
+
+
 __all__ = ["CampaignReport", "block_images", "build", "capacitor_summary", "noinit_address",
-           "power_fail_campaign", "run_capacitor", "run_configured", "runtime_info"]
+           "power_fail_campaign", "run_capacitor", "run_configured", "run_request",
+           "runtime_info", "wants_runtime"]

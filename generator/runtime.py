@@ -64,6 +64,9 @@ POINT_WORDS = 0  # fail before the k-th NVM word written in the step's attempt
 POINT_TICKS = 1  # fail at the first runtime poll at least t counter ticks into the attempt
 POINT_VALUE_BITS = 30
 
+#: Build options that configure (and turn on) the runtime in apps that can run without it.
+RUNTIME_OPTION_KEYS = ("ql", "ql_map", "inject", "power_fail", "capacitor")
+
 QL_NAMES = tuple(q.name for q in QUALITY_LEVELS)
 QL_INDEX = {name: i for i, name in enumerate(QL_NAMES)}
 INTEGER_CRITICAL_DTYPES = ("int32", "int64", "bool")  # indices/shapes: a flip breaks the run

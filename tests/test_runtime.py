@@ -458,3 +458,39 @@ def test_campaign_catches_broken_commit_protocol(tmp_path: Path, monkeypatch, mu
     rep = power_fail_campaign(board, "nvmtest", art, 300, seed=2, inferences=(0, 1))
     assert not rep.ok
     assert rep.lost + rep.torn + rep.mismatched_runs > 0
+
+
+# ---- the CLI's entry point ------------------------------------------------------------------
+
+def test_run_request_with_build_time_options(tmp_path: Path) -> None:
+    _need_cc()
+    from generator.campaign import run_request, wants_runtime
+    from generator.runner import RunRequest
+
+    opts = {"inject": "off", "ql": "Q1", "power_fail": "30",
+            "capacitor": "C=100nF,von=3.3,voff=1.8,harvest=20uW"}
+    assert wants_runtime(opts) and not wants_runtime({"seed": 3})
+    doc = run_request(RunRequest(board="host", app="nvmtest", options=opts,
+                                 build_dir=tmp_path / "b"))
+    assert _ok(doc)
+    m = doc["metrics"]
+    assert m["rt.failures"] == 30 and m["rt.cap.failures"] >= 1
+    assert doc["capacitor"]["power_cycles"] == m["rt.cap.failures"]
+    assert doc["capacitor"]["recharge_s_total"] > 0
+    e = doc["energy"]["runtime"]
+    assert set(e["per_ql"]) == {"Q0", "Q1"}
+    assert "runtime energy" in doc["energy"]["summary"]
+
+
+def test_run_request_reports_a_layer_that_never_completes(tmp_path: Path) -> None:
+    _need_cc()
+    from generator.campaign import run_request
+    from generator.errors import FirmwareFault
+    from generator.runner import RunRequest
+
+    req = RunRequest(board="host", app="nvmtest", build_dir=tmp_path / "b",
+                     options={"inject": "off", "capacitor": "C=2nF,von=3.3,voff=1.8"})
+    with pytest.raises(FirmwareFault, match="status 4: step input needs .* pJ .* holds 7,650 pJ"
+                       ": it can never complete") as e:
+        run_request(req)
+    assert e.value.document["capacitor"]["stuck"]["row"] == "input"

@@ -23,6 +23,7 @@ from ..errors import FitError
 from ..ir import Graph
 from ..plan import RUNTIME_RAM_BYTES, Plan
 from ..runtime import (
+    RUNTIME_OPTION_KEYS,
     RUNTIME_TEMPLATES,
     PersistPlan,
     RuntimeOptions,
@@ -35,7 +36,7 @@ from ..runtime import (
     sched_capacity,
 )
 
-RUNTIME_OPTIONS = ("ql", "ql_map", "inject", "power_fail", "capacitor")
+RUNTIME_OPTIONS = RUNTIME_OPTION_KEYS
 MAIN_TEMPLATE = ("runtime/ss_rt_infer.c.j2", "main.c")
 
 
