@@ -345,6 +345,30 @@ def test_scalar_reference_loops_match_tflm(group: str, tmp_path: Path) -> None:
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:20])
 
 
+def test_every_loadable_operator_has_a_kernel() -> None:
+    from generator.emit.lowering import LOWERINGS
+    from generator.model import SUPPORTED_OPS
+
+    assert set(SUPPORTED_OPS) <= set(LOWERINGS)
+
+
+def test_unpreparable_parameters_fail_cleanly(tmp_path: Path) -> None:
+    """A softmax whose output quantization TFLM rejects: one clear ModelError, no build."""
+    from generator.boards import load_board
+    from generator.emit import generate
+    from generator.errors import ModelError
+
+    b = ModelBuilder(seed=1)
+    x = b.input((1, 10))
+    y = b.softmax(x)
+    y.t.quantization.scales = [0.01]  # TFLM requires 1/256
+    b.output(y)
+    path = write_model(b, tmp_path / "bad.tflite")
+    with pytest.raises(ModelError, match="SOFTMAX needs output scale 1/256"):
+        generate(load_board("host"), "infer", tmp_path / "out", {"model": str(path)})
+    assert not (tmp_path / "out").exists()
+
+
 def test_mismatch_is_detected(tmp_path: Path) -> None:
     """The comparison can fail: a model whose C is fed a different model's expectations."""
     path = tmp_path / "a.tflite"

@@ -661,7 +661,10 @@ def lower_operator(graph: Graph, plan: Plan, op: Operator) -> LoweredLayer:
     ctx = _Ctx(graph, plan, op)
     if fn is None:
         raise ctx.fail(f"has no kernel; supported: {', '.join(sorted(LOWERINGS))}")
-    summary = fn(ctx)
+    try:
+        summary = fn(ctx)
+    except ValueError as e:  # a parameter TFLM's prepare would reject (tflm_math raises these)
+        raise ctx.fail(f"cannot be prepared: {e}") from None
     return LoweredLayer(
         index=op.index,
         opcode=op.opcode,
