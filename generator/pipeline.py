@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ GOERTZEL_STATE_LIMIT = 2**29
 OVERFLOW_POLICIES = ("drop_oldest", "drop_newest")
 PLACEMENTS = ("ram", "nvm")
 LAYOUTS = ("tc", "ct")
-MAX_WINDOW = 4096
+MAX_WINDOW = 1 << 16       # samples per window (an image frame: pixels)
 MAX_CHANNELS = 16
 
 
@@ -106,6 +106,7 @@ class Format:
     ch: int
     lo: int
     hi: int
+    unit: float = 1.0  # real value of one LSB at Q0 (1 for sensor samples, 1/255 for pixels)
 
     @property
     def count(self) -> int:
@@ -116,7 +117,8 @@ class Format:
         return max(abs(self.lo), abs(self.hi))
 
     def describe(self) -> str:
-        return f"{self.rows}x{self.ch} {self.type} Q{self.frac} in [{self.lo}, {self.hi}]"
+        unit = "" if self.unit == 1.0 else f" x {self.unit:.6g}"
+        return f"{self.rows}x{self.ch} {self.type} Q{self.frac}{unit} in [{self.lo}, {self.hi}]"
 
 
 @dataclass(frozen=True)
@@ -203,11 +205,18 @@ class RingSpec:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str                      # "synthetic" | "file"
-    samples: int
+    """Where the samples come from. For "synthetic"/"file" a sample is one reading of every
+    channel. For "images" a sample is a whole frame: the timer delivers frame indices into the
+    ring (window = hop = 1 frame) and the pipeline's window is one image, its pixels as rows."""
+
+    kind: str                      # "synthetic" | "file" | "images"
+    samples: int                   # samples (frames) the timer delivers
     seed: int = 0
     path: Path | None = None
     segments: tuple[str, ...] = ()
+    images: int = 0                # "images": distinct images compiled in
+    height: int = 0
+    width: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,6 +252,22 @@ class Pipeline:
     @property
     def period_s(self) -> float:
         return 1.0 / self.rate_hz
+
+    @property
+    def frames(self) -> bool:
+        return self.source.kind == "images"
+
+    @property
+    def ring_window(self) -> int:
+        return 1 if self.frames else self.window
+
+    @property
+    def ring_hop(self) -> int:
+        return 1 if self.frames else self.hop
+
+    @property
+    def ring_channels(self) -> int:
+        return 1 if self.frames else self.channels
 
     def where(self) -> str:
         return f"pipeline '{self.path.name if self.path else self.name}'"
@@ -344,7 +369,8 @@ BLOCKS = tuple(sorted(_BLOCK_KEYS))
 
 
 def _out_type(ctx: _Ctx, p: dict[str, Any], what: str, default: str) -> str:
-    return ctx.choice(p, "out_type", what, SIGNAL_TYPES, default)
+    return ctx.choice(p, "out_type", what, SIGNAL_TYPES,
+                      default if default in SIGNAL_TYPES else "int16")
 
 
 def _lower_dc_remove(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[str, Any]
@@ -363,7 +389,7 @@ def _lower_dc_remove(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: di
                        "scale the input down first", QFormatOverflowError)
     lo, hi = _sat_range(f.lo - mean_hi, f.hi - mean_lo, typ)
     return ({"recip": r, "shift": RECIP_SHIFT, "out_type": typ},
-            Format(typ, f.frac, f.rows, f.ch, lo, hi))
+            replace(f, type=typ, lo=lo, hi=hi))
 
 
 def _lower_scale(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[str, Any]
@@ -372,7 +398,7 @@ def _lower_scale(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[s
     out_frac = ctx.int_(p, "out_frac", what, f.frac, -31, 31)
     means = ctx.per_channel(p, "mean", what, f.ch, 0.0)
     alphas = ctx.per_channel(p, "alpha", what, f.ch, 1.0)
-    mean_i = [int(round(m * 2.0 ** f.frac)) for m in means]
+    mean_i = [int(round(m * 2.0 ** f.frac / f.unit)) for m in means]
     if any(abs(m) > INT32_MAX for m in mean_i):
         raise ctx.fail(f"{what}: mean {max(means, key=abs)} does not fit Q{f.frac} in 32 bits",
                        QFormatOverflowError)
@@ -418,13 +444,13 @@ def _lower_scale(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[s
     ends = [round_shift((dv) * m, s) for dv in (d_lo, d_hi) for m in mult]
     lo, hi = _sat_range(min(ends), max(ends), typ)
     return ({"mean": mean_i, "mult": mult, "coef_frac": cf, "shift": s, "out_type": typ},
-            Format(typ, out_frac, f.rows, f.ch, lo, hi))
+            replace(f, type=typ, frac=out_frac, lo=lo, hi=hi))
 
 
 def _lower_clip(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[str, Any]
                 ) -> tuple[dict[str, Any], Format]:
     tlo, thi = TYPE_RANGE[f.type]
-    one = 2.0 ** f.frac
+    one = 2.0 ** f.frac / f.unit
     vlo = ctx.num(p, "min", what, tlo / one)
     vhi = ctx.num(p, "max", what, thi / one)
     lo_i, hi_i = int(round(vlo * one)), int(round(vhi * one))
@@ -437,7 +463,7 @@ def _lower_clip(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[st
     lo, hi = max(f.lo, lo_i), min(f.hi, hi_i)
     if lo > hi:  # every value is clipped to one limit
         lo = hi = lo_i if f.hi < lo_i else hi_i
-    return {"min": lo_i, "max": hi_i}, Format(f.type, f.frac, f.rows, f.ch, lo, hi)
+    return {"min": lo_i, "max": hi_i}, replace(f, lo=lo, hi=hi)
 
 
 def _lower_moving_average(ctx: _Ctx, what: str, p: dict[str, Any], f: Format,
@@ -452,7 +478,7 @@ def _lower_moving_average(ctx: _Ctx, what: str, p: dict[str, Any], f: Format,
     lo, hi = _sat_range(round_shift(k * f.lo * r, RECIP_SHIFT),
                         round_shift(k * f.hi * r, RECIP_SHIFT), typ)
     return ({"length": k, "recip": r, "shift": RECIP_SHIFT, "out_type": typ},
-            Format(typ, f.frac, f.rows, f.ch, lo, hi))
+            replace(f, type=typ, lo=lo, hi=hi))
 
 
 def _lower_ema(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[str, Any]
@@ -468,7 +494,7 @@ def _lower_ema(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[str
         raise ctx.fail(f"{what}: (x - y)·alpha reaches {_bits(width * a)} in the 32-bit "
                        "accumulator; scale the input down first", QFormatOverflowError)
     lo, hi = _sat_range(f.lo, f.hi, typ)
-    return {"alpha_q15": a, "out_type": typ}, Format(typ, f.frac, f.rows, f.ch, lo, hi)
+    return {"alpha_q15": a, "out_type": typ}, replace(f, type=typ, lo=lo, hi=hi)
 
 
 def _lower_median3(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[str, Any]
@@ -498,8 +524,7 @@ def _lower_window(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: dict[
     lo = min(0, round_shift(f.lo * wmax, Q15))
     hi = max(0, round_shift(f.hi * wmax, Q15))
     lo, hi = _sat_range(lo, hi, typ)
-    return {"function": fn, "table": table, "out_type": typ}, Format(
-        typ, f.frac, f.rows, f.ch, lo, hi)
+    return {"function": fn, "table": table, "out_type": typ}, replace(f, type=typ, lo=lo, hi=hi)
 
 
 def isqrt_round(v: int) -> int:
@@ -516,7 +541,7 @@ def _lower_magnitude(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, _pl: di
                        f"{_bits(total)}, beyond the unsigned 32-bit accumulator; scale the "
                        "input down first", QFormatOverflowError)
     lo, hi = _sat_range(0, isqrt_round(total), typ)
-    return {"out_type": typ}, Format(typ, f.frac, f.rows, 1, lo, hi)
+    return {"out_type": typ}, replace(f, type=typ, ch=1, lo=lo, hi=hi)
 
 
 def _lower_goertzel(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, pl: dict[str, Any]
@@ -557,7 +582,8 @@ def _lower_goertzel(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, pl: dict
     lo, hi = _sat_range(round_shift(-(bound // 2 + 1), shift), round_shift(pmax, shift), typ)
     return ({"bins": bins, "coefs": coefs, "coef_frac": GOERTZEL_Q, "shift": shift,
              "state_bound": bound, "out_type": typ},
-            Format(typ, 2 * f.frac - shift, len(bins), f.ch, lo, hi))
+            replace(f, type=typ, frac=2 * f.frac - shift, rows=len(bins), lo=lo, hi=hi,
+                    unit=f.unit * f.unit))
 
 
 def quantize_params(real: float) -> tuple[int, int]:
@@ -596,13 +622,13 @@ def _lower_quantize(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, pl: dict
     qlo, qhi = TYPE_RANGE[qtype]
     if not qlo <= zp <= qhi:
         raise ctx.fail(f"{what}: zero_point {zp} is outside {qtype}")
-    real = 1.0 / (scale * 2.0 ** f.frac)
+    real = f.unit / (scale * 2.0 ** f.frac)
     m, s = quantize_params(real)
     ends = [round_shift(v * m, s) + zp for v in (f.lo, f.hi)]
     lo, hi = _sat_range(min(ends), max(ends), qtype)
     return ({"scale": scale, "zero_point": zp, "mult": m, "shift": s, "layout": layout,
              "type": qtype},
-            Format(qtype, 0, f.rows, f.ch, lo, hi))
+            replace(f, type=qtype, frac=0, lo=lo, hi=hi, unit=scale))
 
 
 _LOWER = {
@@ -722,14 +748,25 @@ def parse_pipeline(d: dict[str, Any], *, path: Path | None = None, text: bytes =
                        "would never be seen (use hop <= window)")
 
     inp = ctx.table(d, "input")
-    ctx.keys(inp, {"type", "frac", "min", "max"}, "[input]")
-    if inp.get("type", "int16") != "int16":
-        raise ctx.fail(f"[input] type {inp.get('type')!r}: samples are int16 "
-                       "(scale them in a block)")
+    ctx.keys(inp, {"type", "frac", "scale", "min", "max"}, "[input]")
+    src_kind = ctx.table(d, "source").get("kind", "synthetic")
+    itype = inp.get("type", "uint8" if src_kind == "images" else "int16")
+    if itype != ("uint8" if src_kind == "images" else "int16"):
+        raise ctx.fail(f"[input] type {itype!r}: sensor samples are int16 and image pixels "
+                       "uint8 (scale them in a block)")
+    tlo, thi = TYPE_RANGE[itype]
     frac = ctx.int_(inp, "frac", "[input]", 0, 0, 15)
-    ilo = ctx.int_(inp, "min", "[input]", -(2**15), -(2**15), 2**15 - 1)
-    ihi = ctx.int_(inp, "max", "[input]", 2**15 - 1, ilo, 2**15 - 1)
-    fin = Format("int16", frac, window, ch, ilo, ihi)
+    unit = 1.0
+    if "scale" in inp:  # a non-power-of-two LSB, e.g. pixels: 1/255
+        if "frac" in inp:
+            raise ctx.fail("[input] gives either 'frac' (a Q format) or 'scale' (the real value"
+                           " of one LSB), not both")
+        unit = ctx.num(inp, "scale", "[input]")
+        if unit <= 0:
+            raise ctx.fail("[input] scale must be > 0")
+    ilo = ctx.int_(inp, "min", "[input]", tlo, tlo, thi)
+    ihi = ctx.int_(inp, "max", "[input]", thi, ilo, thi)
+    fin = Format(itype, frac, window, ch, ilo, ihi, unit)
 
     # classifier first: the final quantize block targets its input tensor
     ckind, craw, binding = _classifier(ctx, d, base, model)
@@ -761,10 +798,8 @@ def parse_pipeline(d: dict[str, Any], *, path: Path | None = None, text: bytes =
     qs = stages[-1]
     layout = qs.params["layout"]
     dims = (f.rows, f.ch) if layout == "tc" else (f.ch, f.rows)
-    produced = tuple(x for x in dims if x != 1)
     if binding is not None:
-        want = tuple(x for x in binding.input.shape if x != 1)
-        if produced != want:
+        if not _layout_matches(f.rows, f.ch, layout, binding.input.shape):
             raise ctx.fail(
                 f"the pipeline produces {f.rows} rows x {f.ch} channels (layout '{layout}') = "
                 f"{f.count} values, but model input '{binding.input.name}' is "
@@ -821,9 +856,12 @@ def parse_pipeline(d: dict[str, Any], *, path: Path | None = None, text: bytes =
                     index_origin=ctx.int_(r, "index_origin", "[ring]", 0, 0, UINT32_MAX))
 
     s = ctx.table(d, "source")
-    ctx.keys(s, {"kind", "samples", "seed", "path", "segments"}, "[source]")
-    skind = ctx.choice(s, "kind", "[source]", ("synthetic", "file"), "synthetic")
-    if skind == "file":
+    ctx.keys(s, {"kind", "samples", "seed", "path", "segments", "images", "frames", "height",
+                 "width"}, "[source]")
+    skind = ctx.choice(s, "kind", "[source]", ("synthetic", "file", "images"), "synthetic")
+    if skind == "images":
+        source = _image_source(ctx, s, base, window, hop, ch)
+    elif skind == "file":
         if "path" not in s:
             raise ctx.fail("[source] kind = \"file\" needs 'path' (an int16 .npy of shape "
                            "[samples, channels])")
@@ -839,7 +877,7 @@ def parse_pipeline(d: dict[str, Any], *, path: Path | None = None, text: bytes =
                             samples=ctx.int_(s, "samples", "[source]", 8 * window, 1, 1 << 20),
                             seed=ctx.int_(s, "seed", "[source]", 1, 0),
                             segments=tuple(str(x) for x in segs))
-    if source.samples < window:
+    if skind != "images" and source.samples < window:
         raise ctx.fail(f"the source has {source.samples} samples, fewer than one window "
                        f"({window})")
 
@@ -847,6 +885,19 @@ def parse_pipeline(d: dict[str, Any], *, path: Path | None = None, text: bytes =
     return Pipeline(name=name, path=path, sha256=sha, rate_hz=rate, channels=ch, window=window,
                     hop=hop, input=fin, stages=tuple(stages), ring=ring, classifier=classifier,
                     post=post, source=source, raw=d)
+
+
+def _layout_matches(rows: int, ch: int, layout: str, shape: tuple[int, ...]) -> bool:
+    """Rows x channels written in 'tc' (channels last) or 'ct' (channels first) order fill the
+    tensor exactly: its size-1 dimensions aside, the channel dimension is the last (first) one
+    and the rows fill the others (e.g. 9216 pixel rows x 3 = [1, 96, 96, 3])."""
+    dims = [x for x in shape if x != 1]
+    if int(np.prod(dims or [1])) != rows * ch:
+        return False
+    if ch == 1:
+        return True
+    edge = dims[-1] if layout == "tc" else dims[0]
+    return edge == ch
 
 
 def _post(ctx: _Ctx, p: dict[str, Any], classes: int, labels: tuple[str, ...],
@@ -872,6 +923,25 @@ def _post(ctx: _Ctx, p: dict[str, Any], classes: int, labels: tuple[str, ...],
                     vote_k=k, vote_n=n,
                     hold=ctx.int_(p, "hold", "[post]", 1, 1, 1000),
                     cooldown=ctx.int_(p, "cooldown", "[post]", 0, 0, 100000))
+
+
+def _image_source(ctx: _Ctx, s: dict[str, Any], base: Path | None, window: int, hop: int,
+                  ch: int) -> SourceSpec:
+    h = ctx.int_(s, "height", "[source]", None, 1, 4096)
+    w = ctx.int_(s, "width", "[source]", None, 1, 4096)
+    if window != h * w or hop != window:
+        raise ctx.fail(f"an image source delivers whole {h}x{w} frames: set window = hop = "
+                       f"{h * w} (pixels as rows)")
+    if ch not in (1, 3):
+        raise ctx.fail(f"image frames have 1 or 3 channels, not {ch}")
+    frames = ctx.int_(s, "frames", "[source]", None, 1, 1 << 20)
+    if "path" in s:
+        spath = _resolve(base, str(s["path"]))
+        spec = SourceSpec("images", samples=frames, path=spath, height=h, width=w)
+        n = load_images(spec, ch, ctx.where).shape[0]
+        return SourceSpec("images", samples=frames, path=spath, images=n, height=h, width=w)
+    return SourceSpec("images", samples=frames, seed=ctx.int_(s, "seed", "[source]", 1, 0),
+                      images=ctx.int_(s, "images", "[source]", 4, 1, 64), height=h, width=w)
 
 
 def pipelines_dir() -> Path:
@@ -947,7 +1017,57 @@ def load_trace(spec: SourceSpec, channels: int, where: str = "pipeline") -> np.n
     return np.ascontiguousarray(arr)
 
 
+def synthetic_images(n: int, height: int, width: int, channels: int, seed: int) -> np.ndarray:
+    """``n`` uint8 frames (n, height, width, channels): smooth colour gradients with a few
+    bright and dark rectangles and noise, different per seed (test scenes, not photographs)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    out = np.zeros((n, height, width, channels))
+    for k in range(n):
+        for c in range(channels):
+            a, b, off = rng.uniform(-200, 200), rng.uniform(-200, 200), rng.uniform(40, 215)
+            out[k, :, :, c] = off + a * (xx - 0.5) + b * (yy - 0.5)
+        for _ in range(3):
+            hh, ww = rng.integers(1, max(2, height // 2)), rng.integers(1, max(2, width // 2))
+            y0, x0 = rng.integers(0, max(1, height - hh)), rng.integers(0, max(1, width - ww))
+            out[k, y0:y0 + hh, x0:x0 + ww, :] = rng.choice([0.0, 255.0])
+        out[k] += rng.normal(0, 8, (height, width, channels))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def load_images(spec: SourceSpec, channels: int, where: str = "pipeline") -> np.ndarray:
+    assert spec.path is not None
+    try:
+        arr = np.load(spec.path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise PipelineConfigError(f"{where}: images '{spec.path}' are not a readable .npy: {e}"
+                                  ) from None
+    if arr.ndim == 3 and channels == 1:
+        arr = arr[..., None]
+    want = (spec.height, spec.width, channels)
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != want or arr.dtype != np.uint8:
+        raise PipelineConfigError(
+            f"{where}: images '{spec.path.name}' are {arr.dtype} {list(arr.shape)}; they must be "
+            f"uint8 [n, {', '.join(map(str, want))}]")
+    return np.ascontiguousarray(arr)
+
+
+def images_for(p: Pipeline) -> np.ndarray:
+    """The frames of an image source as (n, height * width, channels) uint8."""
+    s = p.source
+    if s.path is not None:
+        imgs = load_images(s, p.channels, p.where())
+    else:
+        imgs = synthetic_images(s.images, s.height, s.width, p.channels, s.seed)
+    return imgs.reshape(imgs.shape[0], s.height * s.width, p.channels)
+
+
 def trace_for(p: Pipeline) -> np.ndarray:
+    """What the timer interrupt delivers: samples × channels int16 (for an image source, the
+    frame indices as a 1-channel trace)."""
+    if p.source.kind == "images":
+        idx = np.arange(p.source.samples) % p.source.images
+        return idx.astype(np.int16).reshape(-1, 1)
     if p.source.kind == "file":
         return load_trace(p.source, p.channels, p.where())
     return synthetic_trace(p.source.samples, p.channels, p.rate_hz, p.input.frac,

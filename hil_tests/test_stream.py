@@ -5,6 +5,8 @@ generator predicted."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,64 @@ def test_stream_demo(dut):
     assert m["dropped"] == 0 and m["late_windows"] == 0 and m["windows"] == 24
     for stage in ("preprocess", "infer", "post"):
         assert doc["cycles"][f"{stage}_max"]["ticks"] >= doc["cycles"][f"{stage}_median"]["ticks"]
+
+
+ZOO = Path(__file__).resolve().parents[2] / "shared" / "models" / "zoo"
+
+
+def _needs_zoo(model: str) -> None:
+    if not (ZOO / model).is_file():
+        pytest.skip(f"{model} is not available: {ZOO} is absent (it lives in ../shared)")
+
+
+def _model_stream(dut, app):
+    if dut.board.kind != "qemu":
+        pytest.skip("runs on the twins")
+    doc = dut.run(app, timeout=300)
+    # features equal the numpy twin, scores equal the TFLM interpreter, labels the twin's
+    assert all(c["ok"] for c in doc["checks"].values()), doc["checks"]
+    m = doc["metrics"]
+    pred = doc["app_info"]["prediction"]
+    assert m["late_windows"] == 0 and m["dropped"] == 0 and m["torn"] == 0
+    assert m["windows"] == pred["windows"]
+    assert doc["outputs"]["window_end"]["values"] == pred["window_end"]
+    # the ring was sized from an estimate of the model's time: it must be an upper bound
+    assert doc["cycles"]["window_max"]["instructions"] <= pred["busy_instructions"][1]
+    assert m["max_occupancy"] <= doc["app_info"]["ring"]["capacity"]
+    return doc
+
+
+def test_har_stream_matches_tflm(dut):
+    _needs_zoo("ign_wl_24_int8.tflite")
+    doc = _model_stream(dut, "har")
+    assert doc["metrics"]["windows"] == 39
+    assert doc["app_info"]["classifier"]["labels"][0] == "activity0"
+
+
+def test_vww_frames_match_tflm(dut):
+    """qemu_m4 by default (each twin runs ~235 M instructions); all twins with -m slow."""
+    _needs_zoo("mobilenet_v1_0.25_96_int8.tflite")
+    _vww(dut)
+
+
+@pytest.mark.slow
+def test_vww_on_every_twin(dut):
+    _needs_zoo("mobilenet_v1_0.25_96_int8.tflite")
+    _vww(dut, every_twin=True)
+
+
+def _vww(dut, every_twin: bool = False):
+    if dut.board.name not in ("qemu_m4", "qemu_m0") and not every_twin:
+        pytest.skip("vww runs on qemu_m4 (and checks qemu_m0's fit error); -m slow for all")
+    if dut.board.core == "cortex-m0":
+        from generator.errors import BuildError
+
+        with pytest.raises(BuildError, match="needs 60,416 B of RAM"):
+            dut.run("vww")
+        return
+    doc = _model_stream(dut, "vww")
+    assert doc["metrics"]["windows"] == 8
+    # the pixels went in as the model expects them: q = p - 128
+    assert doc["app_info"]["pipeline"]["blocks"] == [
+        "quantize: 9216x3 uint8 Q0 x 0.00392157 in [0, 255] -> 9216x3 int8 Q0 x 0.00392157 in "
+        "[-128, 127]"]

@@ -344,3 +344,56 @@ def test_exact_rounding_of_scale_against_fractions() -> None:
         exact = (Fraction(int(v), 2**11) - Fraction(1, 4)) * Fraction(1, 2) * 2**12
         want = math.floor(exact + Fraction(1, 2))
         assert y[t, c] == max(-32768, min(32767, want))
+
+
+# ---- image frames ---------------------------------------------------------------------------
+
+IMAGES = """
+name = "frames"
+sample_rate_hz = 0.5
+channels = 3
+window = 64
+hop = 64
+[input]
+type = "uint8"
+scale = 0.00392156862745098
+[[block]]
+kind = "quantize"
+scale = 0.003921568859368563
+zero_point = -128
+[source]
+kind = "images"
+height = 8
+width = 8
+images = 3
+frames = 5
+"""
+
+
+def test_image_source_pixels_quantize_to_p_minus_128() -> None:
+    from generator.emit.stream import pipetest_windows
+    from generator.pipeline import images_for, trace_for
+    from generator.preprocess import run_pipeline
+
+    p = parse_pipeline(tomllib.loads(IMAGES))
+    assert (p.ring_window, p.ring_hop, p.ring_channels) == (1, 1, 1)
+    assert trace_for(p)[:, 0].tolist() == [0, 1, 2, 0, 1]
+    imgs = images_for(p)
+    assert imgs.shape == (3, 64, 3) and imgs.dtype == np.uint8
+    for _name, w in pipetest_windows(p):
+        out = run_pipeline(p, w)
+        assert np.array_equal(out.astype(int), w.reshape(-1).astype(int) - 128)
+
+
+def test_image_source_errors() -> None:
+    with pytest.raises(PipelineConfigError) as e:
+        parse_pipeline(tomllib.loads(IMAGES.replace("window = 64\nhop = 64", "window = 60\n"
+                                                                             "hop = 60")))
+    assert "delivers whole 8x8 frames: set window = hop = 64" in str(e.value)
+    with pytest.raises(PipelineConfigError) as e2:
+        parse_pipeline(tomllib.loads(IMAGES.replace("type = \"uint8\"", "type = \"uint8\"\n"
+                                                                       "frac = 8")))
+    assert "either 'frac'" in str(e2.value)
+    with pytest.raises(PipelineConfigError) as e3:
+        parse_pipeline(tomllib.loads(IMAGES.replace('type = "uint8"', 'type = "int16"')))
+    assert "image pixels uint8" in str(e3.value)

@@ -34,7 +34,9 @@ from ..errors import AppError
 from ..pipeline import (
     TYPE_RANGE,
     Pipeline,
+    PipelineConfigError,
     Stage,
+    images_for,
     load_pipeline,
     min_capacity,
     trace_for,
@@ -187,9 +189,12 @@ def overhead_bound(p: Pipeline, board: Board, ticks_busy: int = 1) -> int:
     return int(total)
 
 
-# instructions per MAC of the project's reference kernels, used only when a model's
-# worst-case window time is not configured (a rough estimate; the manifest says so)
-_MODEL_INSTR_PER_MAC = (12, 30)
+# A model's time per window, when its [classifier] worst_case_instructions is not configured:
+# an estimate from its MACs and layer count with the project's kernels (measured on the twins:
+# ign_wl_24 7 instructions/MAC on the DSP cores, 18 on the M0; mobilenet_v1_0.25_96 3.8 on
+# the M4), with margin. hil_tests/test_stream.py checks measured <= estimate.
+_MODEL_INSTR_PER_MAC = (5, 15)
+_MODEL_INSTR_PER_LAYER = 15000
 
 
 # ---- ring sizing and prediction ------------------------------------------------------------
@@ -211,13 +216,15 @@ def ring_plan(p: Pipeline, board: Board, plan: TimerPlan, worst_case_instr: int)
         seconds = worst_case_instr * (2 ** int(board.qemu["icount_shift"])) * 1e-9
     else:
         seconds = worst_case_instr / board.clock_hz  # about one cycle per instruction
-    minimum = min_capacity(p.window, seconds, plan.period_s)
-    ticks = minimum - p.window
+    w = p.ring_window
+    minimum = min_capacity(w, seconds, plan.period_s)
+    ticks = minimum - w
     explicit = p.ring.capacity is not None
     cap = p.ring.capacity if explicit else minimum
     assert cap is not None
-    text = (f"window {p.window} + ceil(worst-case window time {seconds * 1e3:.3f} ms / sample "
-            f"period {plan.period_s * 1e3:.3f} ms) = {p.window} + {ticks} = {minimum}")
+    unit = "frame" if p.frames else "sample"
+    text = (f"window {w} + ceil(worst-case window time {seconds * 1e3:.3f} ms / {unit} "
+            f"period {plan.period_s * 1e3:.3f} ms) = {w} + {ticks} = {minimum}")
     if explicit:
         text = (f"{cap} as configured (the no-drop minimum is {text}"
                 + ("; below it, overflow drops samples)" if cap < minimum else ")"))
@@ -322,7 +329,7 @@ def predict(p: Pipeline, board: Board, plan: TimerPlan, capacity: int, busy_lo: 
                 f"period(s) ({t_lo * per:.0f} instructions); choose a stub load that keeps "
                 f"load..load + {busy_hi - busy_lo} between two multiples of {per:.2f}"))
     out["ticks_per_window"] = ticks
-    out.update(simulate_stream(p.source.samples, capacity, p.window, p.hop,
+    out.update(simulate_stream(p.source.samples, capacity, p.ring_window, p.ring_hop,
                                p.ring.overflow == "drop_oldest", ticks))
     return out
 
@@ -398,6 +405,8 @@ def pipeline_context(p: Pipeline) -> dict[str, Any]:
     ]
     return {"name": p.name, "sha256": p.sha256, "window": p.window, "hop": p.hop,
             "channels": p.channels, "features": p.features, "out_type": p.output.type,
+            "in_type": p.input.type,
+            "in_ctype": "uint8_t" if p.input.type == "uint8" else "int16_t",
             "buffer_words": p.buffer_words, "stages": stages}
 
 
@@ -420,6 +429,18 @@ def post_context(p: Pipeline) -> dict[str, Any]:
         "threshold_text": ", ".join(f"{name} >= {t}" for name, t in
                                     zip(post.labels, post.thresholds)),
     }
+
+
+def frames_context(p: Pipeline) -> dict[str, Any] | None:
+    if not p.frames:
+        return None
+    imgs = images_for(p)
+    s = p.source
+    text = (f"{len(imgs)} synthetic test scenes, seed {s.seed}" if s.path is None
+            else f"file {s.path.name}")
+    return {"count": len(imgs), "height": s.height, "width": s.width,
+            "bytes": int(imgs[0].size), "text": text,
+            "images": [c_lines([int(v) for v in img.reshape(-1)], 24) for img in imgs]}
 
 
 def _trace_lines(trace: np.ndarray) -> list[str]:
@@ -519,11 +540,12 @@ class StreamApp:
         rp: RingPlan = pl["ring"]
         drv = tp.driver
         trace = trace_for(p)
-        max_windows = (p.source.samples - p.window) // p.hop + 1
+        max_windows = (p.source.samples - p.ring_window) // p.ring_hop + 1
         ctx: dict[str, Any] = {
             "pipe": pipeline_context(p),
             "post": post_context(p),
             "ring": {"capacity": rp.capacity, "capacity_text": rp.text,
+                     "channels": p.ring_channels, "window": p.ring_window, "hop": p.ring_hop,
                      "overflow": p.ring.overflow, "placement": p.ring.placement,
                      "index_origin": p.ring.index_origin},
             "source": {
@@ -543,6 +565,7 @@ class StreamApp:
                 "text": f"{drv.name} ({drv.kind}) at 0x{drv.base:08X}, IRQ {drv.irq}",
             },
             "crc_lines": crc_table_lines(),
+            "frames": frames_context(p),
             "log_windows": max(1, max_windows),
             "idle_code": ('__asm volatile("wfi")' if board.kind == "nucleo"
                           else "do { } while (0)"),
@@ -565,6 +588,8 @@ class StreamApp:
             ("stream/ss_classifier.h.j2", "ss_classifier.h"),
             ("apps/stream/main.c.j2", "main.c"),
         ]
+        if self.pipeline(options).frames:
+            files.append(("stream/ss_images.c.j2", "ss_images.c"))
         if self.classifier_kind == "stub":
             files.append(("stream/ss_stub.c.j2", "ss_stub.c"))
         else:
@@ -597,7 +622,11 @@ class StreamApp:
                      "overflow": p.ring.overflow, "placement": p.ring.placement,
                      "index_origin": p.ring.index_origin},
             "classifier": {"kind": p.classifier.kind, "load_instructions": pl["load"],
-                           "classes": p.post.classes, "labels": list(p.post.labels)},
+                           "classes": p.post.classes, "labels": list(p.post.labels),
+                           "model": (None if p.classifier.model is None else
+                                     {"path": str(p.classifier.model.path),
+                                      "sha256": p.classifier.model.sha256})},
+            "model_path": str(options["model"]) if options.get("model") else None,
             "samples": p.source.samples,
             "log_windows": ctx["log_windows"],
             "prediction": pl["prediction"],
@@ -628,7 +657,7 @@ def accepted_indices(p: Pipeline, ticks_busy: int, capacity: int) -> list[int]:
     is drop_newest, then replayed with the ring model)."""
     if p.ring.overflow == "drop_oldest":
         return list(range(p.source.samples))
-    ring = RingModel(capacity, p.window, p.hop, False)
+    ring = RingModel(capacity, p.ring_window, p.ring_hop, False)
     accepted: list[int] = []
     free_at, release_at = 0, None
     for j in range(1, p.source.samples + 1):
@@ -643,7 +672,9 @@ def accepted_indices(p: Pipeline, ticks_busy: int, capacity: int) -> list[int]:
 
 
 def window_at(p: Pipeline, trace: np.ndarray, accepted: list[int], end: int) -> np.ndarray:
-    idx = accepted[end - p.window:end]
+    idx = accepted[end - p.ring_window:end]
+    if p.frames:
+        return images_for(p)[int(trace[idx[-1], 0])]
     return trace[idx]
 
 
@@ -659,7 +690,7 @@ def check_stream(p: Pipeline, info: dict[str, Any], outputs: dict[str, np.ndarra
     # follows from the predicted schedule (a run that deviates from it fails here too)
     pred = info.get("prediction", {})
     accepted = accepted_indices(p, int(pred.get("ticks_per_window", 1)),
-                                int(info.get("ring", {}).get("capacity", p.window)))
+                                int(info.get("ring", {}).get("capacity", p.ring_window)))
     feat_bad = score_bad = 0
     want_scores = []
     for i, e in enumerate(ends):
@@ -686,6 +717,123 @@ def check_stream(p: Pipeline, info: dict[str, Any], outputs: dict[str, np.ndarra
 register(StreamApp())
 
 
+# ---- har: the pipeline into a compiled model ----------------------------------------------
+
+
+class HarApp(StreamApp):
+    """``har``: accelerometer windows into the activity-recognition model. The model part of
+    the tree (weights, per-layer tasks, kernels) comes from the infer app's emitter; the
+    pipeline writes the int8 tensor after the model's leading QUANTIZE and reads the int8
+    scores before its trailing DEQUANTIZE, so those two float operators are skipped."""
+
+    name = "har"
+    description = "accelerometer stream -> pipeline -> activity-recognition model -> decisions"
+    default_pipeline = "har"
+    classifier_kind = "model"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._infer: Any = None
+
+    def _infer_app(self) -> Any:
+        if self._infer is None:
+            from .infer import InferApp
+
+            self._infer = InferApp()
+        return self._infer
+
+    def pipeline(self, options: dict[str, Any]) -> Pipeline:
+        try:
+            return super().pipeline(options)
+        except PipelineConfigError as e:
+            if "does not exist" in str(e) and "model file" in str(e):
+                raise PipelineConfigError(
+                    f"{e}. The har demo uses ign_wl_24 from ../shared/models/zoo; pass "
+                    "model=<path/to/ign_wl_24_int8.tflite> if it lives elsewhere") from None
+            raise
+
+    def _model_ctx(self, board: Board, p: Pipeline, options: dict[str, Any]
+                   ) -> tuple[dict[str, Any], list[tuple[str, str]], int]:
+        from ..model import load_model
+        from ..plan import plan_model
+
+        b = p.classifier.model
+        assert b is not None
+        iopts = {"model": str(b.path)}
+        infer = self._infer_app()
+        ictx = infer.context(board, iopts)  # also checks that the model fits the board
+        templates = [t for t in infer.templates(board, iopts) if t[0].startswith("model/")]
+        graph = load_model(b.path)
+        plan = plan_model(graph)
+        ops = graph.operators
+        skipped = [f"{i}: {ops[i].opcode}" for i in range(len(ops))
+                   if i < b.first_op or i > b.last_op]
+        clf = {
+            "text": (f"model '{graph.name}' (sha256 {graph.sha256[:12]}), operators "
+                     f"{b.first_op}..{b.last_op}"),
+            "features": b.input.count, "classes": b.output.count,
+            "input_tensor": b.input_tensor, "input_name": b.input.name,
+            "input_offset": plan.allocation(b.input_tensor).offset,
+            "output_tensor": b.output_tensor, "output_name": b.output.name,
+            "output_offset": plan.allocation(b.output_tensor).offset,
+            "first_op": b.first_op, "last_op": b.last_op, "skipped": ", ".join(skipped),
+        }
+        if p.classifier.worst_case_instructions is not None:
+            load = p.classifier.worst_case_instructions
+        else:
+            j = 1 if board.core in _V6M else 0
+            load = (b.macs * _MODEL_INSTR_PER_MAC[j]
+                    + _MODEL_INSTR_PER_LAYER * (b.last_op - b.first_op + 1))
+        return {**ictx, "clf": clf}, templates, int(load)
+
+    def static_files(self, board: Board, options: dict[str, Any]) -> dict[str, bytes]:
+        b = self.pipeline(options).classifier.model
+        assert b is not None
+        return dict(self._infer_app().static_files(board, {"model": str(b.path)}))
+
+    def twin_scores(self, p: Pipeline, features: np.ndarray) -> np.ndarray:
+        """The TFLM interpreter on the features (dequantized for a float-input model: its
+        QUANTIZE gives back the same int8 values), scores re-quantized from a float output."""
+        from tflite_micro import runtime
+
+        b = p.classifier.model
+        assert b is not None
+        key = str(b.path)
+        if getattr(self, "_tflm_key", None) != key:
+            self._tflm = runtime.Interpreter.from_file(key)
+            self._tflm_key = key
+        interp = self._tflm
+        det = interp.get_input_details(0)
+        shape = tuple(det["shape"])
+        q = features.astype(np.int64).reshape(shape)
+        if np.dtype(det["dtype"]) == np.float32:
+            x = ((q - b.input.zero_point) * np.float32(b.input.scale)).astype(np.float32)
+        else:
+            x = q.astype(det["dtype"])
+        interp.set_input(x, 0)
+        interp.invoke()
+        out = np.asarray(interp.get_output(0)).reshape(-1)
+        if out.dtype == np.float32:
+            out = np.clip(np.round(out / b.output.scale) + b.output.zero_point, -128, 127)
+        return out.astype(np.int8)
+
+
+register(HarApp())
+
+
+class VwwApp(HarApp):
+    """``vww``: the 96x96 person-detection MobileNet on frames compiled into the image; a timer
+    delivers frame indices at the frame rate, the pipeline converts the pixels into the model's
+    int8 input, post-processing debounces person / no person."""
+
+    name = "vww"
+    description = "frames at a fixed rate -> pixel quantization -> 96x96 MobileNet -> decisions"
+    default_pipeline = "vww"
+
+
+register(VwwApp())
+
+
 # ---- pipetest: blocks and ring against the numpy twins, no timer -----------------------------
 
 
@@ -693,27 +841,34 @@ def pipetest_windows(p: Pipeline) -> list[tuple[str, np.ndarray]]:
     """Windows pipetest runs: four from the trace (spread over its segments) and five that
     drive every block to its limits (both input extremes, alternating extremes, a ramp,
     uniform noise over the whole input range)."""
-    trace = trace_for(p)
     w, c = p.window, p.channels
     lo, hi = p.input.lo, p.input.hi
+    dtype = np.uint8 if p.input.type == "uint8" else np.int16
     out: list[tuple[str, np.ndarray]] = []
-    starts = sorted({int(s) for s in np.linspace(0, p.source.samples - w, 4)})
-    for s in starts:
-        out.append((f"trace[{s}:{s + w}]", trace[s:s + w]))
-    out.append(("all max", np.full((w, c), hi, np.int16)))
-    out.append(("all min", np.full((w, c), lo, np.int16)))
+    if p.frames:
+        imgs = images_for(p)
+        for k in range(min(4, len(imgs))):
+            out.append((f"image {k}", imgs[k]))
+    else:
+        trace = trace_for(p)
+        starts = sorted({int(s) for s in np.linspace(0, p.source.samples - w, 4)})
+        for s in starts:
+            out.append((f"trace[{s}:{s + w}]", trace[s:s + w]))
+    out.append(("all max", np.full((w, c), hi, dtype)))
+    out.append(("all min", np.full((w, c), lo, dtype)))
     alt = np.where((np.arange(w)[:, None] + np.arange(c)[None, :]) % 2 == 0, hi, lo)
-    out.append(("alternating extremes", alt.astype(np.int16)))
+    out.append(("alternating extremes", alt.astype(dtype)))
     ramp = np.round(np.linspace(lo, hi, w * c)).astype(np.int64).reshape(w, c)
-    out.append(("ramp", ramp.astype(np.int16)))
+    out.append(("ramp", ramp.astype(dtype)))
     rng = np.random.default_rng(p.source.seed + 1000)
-    out.append(("uniform noise", rng.integers(lo, hi + 1, (w, c)).astype(np.int16)))
+    out.append(("uniform noise", rng.integers(lo, hi + 1, (w, c)).astype(dtype)))
     return out
 
 
 def pipetest_capacity(p: Pipeline) -> int:
     """No timer, no timing: an 'auto' ring is window + hop."""
-    return p.ring.capacity if p.ring.capacity is not None else p.window + p.hop
+    return (p.ring.capacity if p.ring.capacity is not None
+            else p.ring_window + p.ring_hop)
 
 
 def ring_script(window: int, hop: int, capacity: int) -> list[int]:
@@ -743,7 +898,7 @@ def ring_sample(n: int, channels: int) -> np.ndarray:
 def ring_session(p: Pipeline, capacity: int, ops: list[int]) -> dict[str, Any]:
     """The numpy twin of pipetest's ring session: counters from RingModel, window contents
     from the list of accepted samples."""
-    ring = RingModel(capacity, p.window, p.hop, p.ring.overflow == "drop_oldest")
+    ring = RingModel(capacity, p.ring_window, p.ring_hop, p.ring.overflow == "drop_oldest")
     samples: list[np.ndarray] = []
     n = 0
     take_ok: list[int] = []
@@ -752,7 +907,7 @@ def ring_session(p: Pipeline, capacity: int, ops: list[int]) -> dict[str, Any]:
     for op in ops:
         if op > 0:
             for _ in range(op):
-                s = ring_sample(n, p.channels)
+                s = ring_sample(n, p.ring_channels)
                 if ring.push():
                     samples.append(s)
                 n += 1
@@ -760,7 +915,7 @@ def ring_session(p: Pipeline, capacity: int, ops: list[int]) -> dict[str, Any]:
             end = ring.take()
             take_ok.append(int(end is not None))
             if end is not None:
-                win = np.stack(samples[end - p.window:end]).astype("<i2")
+                win = np.stack(samples[end - p.ring_window:end]).astype("<i2")
                 ends.append(end)
                 crcs.append(zlib.crc32(win.tobytes()))
         else:
@@ -787,11 +942,13 @@ class PipetestApp:
     def context(self, board: Board, options: dict[str, Any]) -> dict[str, Any]:
         p = self.pipeline(options)
         cap = pipetest_capacity(p)
-        ops = ring_script(p.window, p.hop, cap)
+        ops = ring_script(p.ring_window, p.ring_hop, cap)
         wins = pipetest_windows(p)
         return {
             "pipe": pipeline_context(p),
-            "ring": {"capacity": cap, "capacity_text": f"window {p.window} + hop {p.hop} "
+            "ring": {"capacity": cap, "channels": p.ring_channels, "window": p.ring_window,
+                     "hop": p.ring_hop,
+                     "capacity_text": f"window {p.ring_window} + hop {p.ring_hop} "
                      "(pipetest: no timer)" if p.ring.capacity is None else f"{cap} as configured",
                      "overflow": p.ring.overflow, "placement": "ram",
                      "index_origin": p.ring.index_origin},
@@ -849,7 +1006,7 @@ def pipetest_expected(p: Pipeline) -> dict[str, np.ndarray | int | list[int]]:
                 np.int32)
         exp[f"w{k}.out"] = run_pipeline(p, w)
     cap = pipetest_capacity(p)
-    exp.update(ring_session(p, cap, ring_script(p.window, p.hop, cap)))
+    exp.update(ring_session(p, cap, ring_script(p.ring_window, p.ring_hop, cap)))
     return exp
 
 
