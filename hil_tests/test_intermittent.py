@@ -189,3 +189,20 @@ def test_power_fail_campaign_large(dut: Any) -> None:
     rep = power_fail_campaign(dut.board, "nvmtest", art, 1500, seed=12, inferences=(0, 1))
     assert rep.ok, rep.problems
     assert rep.failures == 1500 and rep.boots == 1500 + rep.runs
+
+
+def test_tick_points(chain: Any) -> None:
+    """Counter-tick failure points (a twin's SysTick under icount is deterministic): 1 tick into
+    an attempt is due at its first poll; a point far beyond the attempt's length is missed (the
+    step completes first) and counted."""
+    from generator.runtime import POINT_TICKS, FailPoint
+
+    dut, art = chain
+    _twin_only(dut)
+    pts = (FailPoint(2, POINT_TICKS, 1), FailPoint(4, POINT_TICKS, 1),
+           FailPoint(9, POINT_TICKS, (1 << 30) - 1))
+    doc = run_configured(dut.board, "nvmtest", art, SimConfig(points=pts))
+    assert _ok(doc)
+    m = doc["metrics"]
+    assert m["rt.failures"] == 2 and m["rt.missed"] == 1 and m["rt.boots"] == 3
+    assert m["rt.L1.attempts"] == 3 and m["rt.L3.attempts"] == 3  # 2 inferences + 1 retry each
