@@ -397,3 +397,26 @@ def test_image_source_errors() -> None:
     with pytest.raises(PipelineConfigError) as e3:
         parse_pipeline(tomllib.loads(IMAGES.replace('type = "uint8"', 'type = "int16"')))
     assert "image pixels uint8" in str(e3.value)
+
+
+def test_har_without_its_model_says_where_to_get_it() -> None:
+    from generator.emit.stream import HarApp
+
+    with pytest.raises(PipelineConfigError) as e:
+        HarApp().pipeline({"model": "/nonexistent/ign.tflite"})
+    msg = str(e.value)
+    assert "model file '/nonexistent/ign.tflite' does not exist" in msg
+    assert "ign_wl_24" in msg and "model=<path" in msg
+
+
+def test_stream_app_refuses_a_model_pipeline_and_the_host() -> None:
+    from generator.errors import AppError
+
+    app = StreamApp()
+    with pytest.raises(AppError) as e:
+        app.context(load_board("host"), {"pipeline": "stream"})
+    assert "needs a sample timer interrupt" in str(e.value) and "pipetest" in str(e.value)
+    if (ROOT.parent / "shared" / "models" / "zoo").is_dir():
+        with pytest.raises(AppError) as e2:
+            app.pipeline({"pipeline": "har"})
+        assert "use app=har" in str(e2.value)

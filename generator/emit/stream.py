@@ -6,7 +6,9 @@ Apps (``scons board=<b> app=<app> [pipeline=<name|file.toml>] [model=<m.tflite>]
 * ``stream``   - the pipeline with a stub classifier (a fixed compute load of configurable
   instructions, so overload is a configuration choice); default ``pipelines/stream.toml``;
 * ``har``      - accelerometer windows into the activity-recognition model; default
-  ``pipelines/har.toml`` (``ign_wl_24`` from ../shared when present);
+  ``pipelines/har.toml`` (``ign_wl_24`` from ../shared/models/zoo, or ``model=<path>``);
+* ``vww``      - frames compiled into the image, delivered as frame indices at the frame rate,
+  into the 96x96 person-detection MobileNet; default ``pipelines/vww.toml``;
 * ``pipetest`` - no timer: every block's output for a set of windows (trace windows plus
   saturating extremes), and a scripted ring session (wrap-around of slots and counters), for
   byte-for-byte comparison with the numpy twins; runs on the host board too.
