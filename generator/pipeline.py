@@ -13,8 +13,9 @@ Arithmetic rules shared by every block (C and numpy):
 
 * values travel as ``int32`` with a declared *format*: a storage type (``int16``/``int32``; the
   model input is ``int8``/``uint8``) and a number of fractional bits (Q format);
-* each block does exactly one rounding step, ``round_shift(v, s) = (v + 2**(s-1)) >> s``
-  (arithmetic shift, round half up), then saturates to its output type;
+* each block rounds once, ``round_shift(v, s) = (v + 2**(s-1)) >> s`` (arithmetic shift,
+  round half up), then saturates to its output type (the recursive ones, EMA and the Goertzel
+  resonator, round their one product per step, as any fixed-point filter does);
 * no division at run time: averages use precomputed reciprocals ``round(2**30 / n)``;
 * accumulators are proven not to overflow from the input range (else
   :class:`QFormatOverflowError`).
@@ -470,7 +471,7 @@ def _lower_moving_average(ctx: _Ctx, what: str, p: dict[str, Any], f: Format,
                           _pl: dict[str, Any]) -> tuple[dict[str, Any], Format]:
     typ = _out_type(ctx, p, what, f.type)
     k = ctx.int_(p, "length", what, None, 1, f.rows)
-    if k * f.max_abs > INT32_MAX:
+    if (k + 1) * f.max_abs > INT32_MAX:  # the running sum plus one new - old difference
         raise ctx.fail(f"{what}: a running sum of {k} values of |x| <= {f.max_abs} reaches "
                        f"{_bits(k * f.max_abs)} in the 32-bit accumulator; shorten 'length' "
                        "or scale the input down", QFormatOverflowError)
@@ -624,6 +625,10 @@ def _lower_quantize(ctx: _Ctx, what: str, p: dict[str, Any], f: Format, pl: dict
         raise ctx.fail(f"{what}: zero_point {zp} is outside {qtype}")
     real = f.unit / (scale * 2.0 ** f.frac)
     m, s = quantize_params(real)
+    if s < 1:
+        raise ctx.fail(f"{what}: one input step is {real:.4g} output steps; the multiplier "
+                       "does not fit 31 bits (raise the scale or the input's fractional bits)",
+                       QFormatOverflowError)
     ends = [round_shift(v * m, s) + zp for v in (f.lo, f.hi)]
     lo, hi = _sat_range(min(ends), max(ends), qtype)
     return ({"scale": scale, "zero_point": zp, "mult": m, "shift": s, "layout": layout,
