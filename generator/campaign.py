@@ -229,11 +229,14 @@ def power_fail_campaign(board: Board, app: str, art: Artifacts, count: int, seed
     if ref["status"] != 0:
         raise TargetError(f"the uninterrupted run on {board.name} ended with status "
                           f"{ref['status']}")
+    bad = [k for k, v in ref.get("checks", {}).items() if not v.get("ok")]
     want = _outputs(ref)
     points = spread_points(shape, count, seed, inferences)
     cap = int(rt["sched_capacity"])
     nruns = max(1, -(-len(points) // cap))
     rep = CampaignReport(board.name, app, len(points), nruns, 0.0, len(set(points)))
+    if bad:
+        rep.problems.append(f"the uninterrupted run's outputs fail their check: {', '.join(bad)}")
     for p in points:
         w = shape.classify(p)
         rep.where[w] = rep.where.get(w, 0) + 1
