@@ -82,6 +82,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["model"] = str(Path(args.model).resolve())
     if getattr(args, "input", None):
         opts["input"] = str(Path(args.input).resolve())
+    if getattr(args, "pipeline", None):
+        opts["pipeline"] = str(Path(args.pipeline).resolve())
     if getattr(args, "seed", None) is not None:
         opts["seed"] = int(args.seed)
     return opts
@@ -232,6 +234,7 @@ def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
     p.add_argument("--model", help=".tflite int8 model (app infer)")
     p.add_argument("--input", help=".npy input(s) for the model")
     p.add_argument("--seed", type=int, help="seed for generated inputs")
+    p.add_argument("--pipeline", help="sensor pipeline config (.toml) for the streaming apps")
     p.add_argument("--build-dir", help="build directory (default build/<board>/<app>)")
     p.add_argument("--twin", action="store_true",
                    help="run a Nucleo board's emulated twin instead of the board")
