@@ -86,6 +86,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["pipeline"] = str(Path(args.pipeline).resolve())
     if getattr(args, "seed", None) is not None:
         opts["seed"] = int(args.seed)
+    if getattr(args, "backend", None):
+        opts["backend"] = args.backend
+    if getattr(args, "tflm_root", None):
+        opts["tflm_root"] = str(Path(args.tflm_root).expanduser().resolve())
+    if getattr(args, "tflm_kernels", None):
+        opts["tflm_kernels"] = args.tflm_kernels
+    if getattr(args, "tflm_arena", None):
+        opts["tflm_arena"] = args.tflm_arena
     return opts
 
 
@@ -238,6 +246,16 @@ def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
     p.add_argument("--build-dir", help="build directory (default build/<board>/<app>)")
     p.add_argument("--twin", action="store_true",
                    help="run a Nucleo board's emulated twin instead of the board")
+    p.add_argument("--backend", choices=("generated", "tflm"),
+                   help="inference backend for --model: generated per-layer C (default) or tflm "
+                   "(TensorFlow Lite Micro's interpreter, built from --tflm-root)")
+    p.add_argument("--tflm-root", metavar="DIR",
+                   help="tflite-micro checkout for --backend tflm (default: $SWEETSPOT_TFLM_ROOT)")
+    p.add_argument("--tflm-kernels", choices=("reference", "cmsis_nn"),
+                   help="TFLM kernels (default reference; cmsis_nn on Cortex-M4/M7/M33)")
+    p.add_argument("--tflm-arena", metavar="auto|host|BYTES",
+                   help="TFLM arena: measured on the twin + margin (auto, default), the host "
+                   "recorder's figure + margin (host), or a byte count")
     if run:
         p.add_argument("--json", metavar="PATH", help="write the results document here")
         p.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
