@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import tflm
 from .boards import Board, board_names, load_board
 from .emit import generate
+from .emit import tflm_app as _tflm_app  # noqa: F401 - registers the 'tflm' app (backend=tflm)
 from .emit.apps import app_names, get_app
 from .errors import BuildError, ToolchainError
 
@@ -49,6 +51,10 @@ def help_text() -> str:
         "  model=<path>     .tflite int8 model, for apps that run a model",
         "  build=<dir>      build directory (default build/<board>/<app>)",
         "  opt=<level>      optimisation: O2 (default), Os, O3",
+        "  backend=<name>   infer with 'generated' code (default) or 'tflm' (TFLM interpreter)",
+        "  tflm_root=<dir>  tflite-micro checkout for backend=tflm (or $SWEETSPOT_TFLM_ROOT)",
+        "  tflm_kernels=<k> reference (default) or cmsis_nn (Cortex-M4/M7/M33)",
+        "  tflm_arena=<a>   auto (measured on the twin + margin, default), host, or bytes",
         "  verbose=1        print full compiler command lines",
         "",
         "aliases: size (print the size report)",
@@ -188,17 +194,19 @@ def write_if_changed(path: Path, text: str) -> None:
 
 def _parse_args(args: dict[str, str]) -> tuple[Board, str, dict[str, Any], Path]:
     board = load_board(args.get("board", DEFAULT_BOARD))
-    app_name = args.get("app", DEFAULT_APP)
-    app = get_app(app_name)
     options: dict[str, Any] = {}
     for key in ("model", "seed", "input", "backend", "tflm_root", "ql", "ql_map", "inject",
-                "power_fail", "capacitor", "pipeline", "inputs", "mode"):
+                "power_fail", "capacitor", "pipeline", "inputs", "mode",
+                "tflm_kernels", "tflm_arena", "tflm_probe"):
         if key in args:
             options[key] = args[key]
+    app_name = tflm.resolve_app(args.get("app", DEFAULT_APP), options)  # infer+tflm -> tflm
+    app = get_app(app_name)
     if app.needs_model and "model" not in options:
         raise BuildError(f"app '{app_name}' needs a model: scons board={board.name} "
                          f"app={app_name} model=<path/to/model.tflite>")
-    build_dir = Path(args["build"]) if "build" in args else default_build_dir(board.name, app_name)
+    build_dir = (Path(args["build"]) if "build" in args else
+                 default_build_dir(board.name, tflm.default_build_name(app_name, options)))
     return board, app_name, options, build_dir.resolve()
 
 
@@ -248,6 +256,10 @@ def configure(env: Any, args: dict[str, str]) -> None:
                                   "-o", str(obj)]})
     # Written here rather than by SCons' compilation_db tool, which rewrites it on every run.
     write_if_changed(build_dir / "compile_commands.json", json.dumps(cdb, indent=2) + "\n")
+    tflm_info = tree.manifest.get("app_info", {}).get("tflm")
+    if tflm_info:  # backend=tflm: the C++ glue and the TFLM library (generator/tflm.py)
+        objs += tflm.scons_objects(env, board, src, build_dir, opt, tflm_info,
+                                   args.get("verbose") == "1")
     elf = env.Program(str(art.elf), objs)
     if not board.is_host:
         env.Depends(elf, str(src / "linker.ld"))
@@ -266,7 +278,7 @@ def configure(env: Any, args: dict[str, str]) -> None:
         ))
 
     # SCons fingerprints what an action's closure captures: keep to plain values.
-    board_name, is_host = board.name, board.is_host
+    board_name, is_host, has_tflm = board.name, board.is_host, bool(tflm_info)
 
     def _report(target: Any, source: Any, env: Any) -> int:
         board = load_board(board_name)
@@ -279,6 +291,8 @@ def configure(env: Any, args: dict[str, str]) -> None:
                            timeout=60)
         report = size_report(board, art.elf)
         problems = static_checks(board, art.elf, art.bin)  # type: ignore[arg-type]
+        if has_tflm:
+            problems += [p for p in [tflm.check_no_constructors(art.elf)] if p]
         report["static_checks"] = problems or "ok"
         Path(art.size_json).write_text(json.dumps(report, indent=2) + "\n")
         print(format_size_report(report))
@@ -320,7 +334,9 @@ def run_scons(board: Board, app: str, options: dict[str, Any] | None = None,
               build_dir: Path | None = None, jobs: int | None = None) -> Artifacts:
     """Generate and build via SCons in a subprocess; returns the artifact paths."""
     options = dict(options or {})
-    bdir = (build_dir or default_build_dir(board.name, app)).resolve()
+    tflm.preflight(app, options)  # backend=tflm without a checkout: the how-to, before SCons
+    bdir = (build_dir or default_build_dir(board.name,
+                                           tflm.default_build_name(app, options))).resolve()
     extra = [f"-j{jobs or max(1, os.cpu_count() or 1)}"]
     cmd = scons_command(board.name, app, options, bdir, extra)
     try:
@@ -332,10 +348,9 @@ def run_scons(board: Board, app: str, options: dict[str, Any] | None = None,
         raise BuildError(f"the build took longer than {SCONS_TIMEOUT_S} s") from e
     if proc.returncode != 0:
         err = proc.stderr.strip().splitlines()
-        msg = next((line[len("scons: error: "):] for line in err
-                    if line.startswith("scons: error: ")), None)
-        if msg:
-            raise BuildError(msg)
+        at = next((i for i, line in enumerate(err) if line.startswith("scons: error: ")), None)
+        if at is not None:  # the message and its continuation lines
+            raise BuildError("\n".join([err[at][len("scons: error: "):]] + err[at + 1:]))
         tail = "\n".join((proc.stdout.strip().splitlines() + err)[-25:])
         raise BuildError(f"build failed for board {board.name}, app {app}:\n{tail}")
     return Artifacts.for_dir(board, bdir)
