@@ -1,9 +1,10 @@
 """Real models under the intermittent runtime on a target (the QEMU twins by default).
 
-Default suite: the project's residual model (two tensors live across some boundaries) at Q0 with
-injection off equals the TFLM interpreter through the runtime, and survives a power-failure
-campaign. Slow suite (``-m slow``): 1,000+ failure points per zoo model (and per project model on
-the M0 twin, where the zoo models do not fit), and the Q0..Q4 energy sweep."""
+Default suite (qemu_m33 and qemu_m0; the M4/M7 twins with ``-m slow``): the project's residual
+model (two tensors live across some boundaries) at Q0 with injection off equals the TFLM
+interpreter through the runtime, and survives a power-failure campaign. Slow suite
+(``-m slow``): 1,000+ failure points per zoo model (and per project model on the M0 twin, where
+the zoo models do not fit), and the Q0..Q4 energy sweep."""
 
 from __future__ import annotations
 
@@ -45,8 +46,39 @@ def _twin_only(dut: Any) -> None:
         pytest.skip("preloading the failure schedule needs a QEMU twin")
 
 
-def test_residual_model_at_q0_equals_tflm(dut: Any) -> None:
+DEFAULT_TWINS = ("qemu_m33", "qemu_m0")  # the default suite; -m slow runs the M4/M7 twins
+
+
+def _default(dut: Any) -> None:
     _twin_only(dut)
+    if dut.board.name not in DEFAULT_TWINS:
+        pytest.skip("the default suite runs qemu_m33 and qemu_m0; -m slow does the others")
+
+
+def _other(dut: Any) -> None:
+    _twin_only(dut)
+    if dut.board.name in DEFAULT_TWINS:
+        pytest.skip("covered by the default suite")
+
+
+def test_residual_model_at_q0_equals_tflm(dut: Any) -> None:
+    _default(dut)
+    _residual_equals_tflm(dut)
+
+
+def test_residual_model_power_fail_campaign(dut: Any) -> None:
+    _default(dut)
+    _residual_campaign(dut)
+
+
+@pytest.mark.slow
+def test_residual_model_other_twins(dut: Any) -> None:
+    _other(dut)
+    _residual_equals_tflm(dut)
+    _residual_campaign(dut)
+
+
+def _residual_equals_tflm(dut: Any) -> None:
     art = _build(dut, "residual_int8", ql="Q0", inject="off", inputs=2)
     doc = run_configured(dut.board, "infer", art, SimConfig())
     assert doc["status"] == 0
@@ -55,8 +87,7 @@ def test_residual_model_at_q0_equals_tflm(dut: Any) -> None:
     assert doc["metrics"]["rt.L0.done"] == 2
 
 
-def test_residual_model_power_fail_campaign(dut: Any) -> None:
-    _twin_only(dut)
+def _residual_campaign(dut: Any) -> None:
     art = _build(dut, "residual_int8", ql="Q0", inject="off", inputs=2)
     rep = power_fail_campaign(dut.board, "infer", art, 120, seed=21, inferences=(0, 1))
     assert rep.ok, rep.problems
