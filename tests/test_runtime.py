@@ -510,3 +510,28 @@ def test_runtime_builds_for_every_nucleo(tmp_path: Path, board: str) -> None:
 
     addr = noinit_address(art.elf)
     assert b.ram.contains(addr, 4)
+
+
+# ---- real models on the host twin ------------------------------------------------------------
+
+def _infer_campaign(tmp_path: Path, model: Path, points: int, inputs: int) -> None:
+    _need_cc()
+    board = load_board("host")
+    art = run_scons(board, "infer", {"model": str(model), "ql": "Q0", "inject": "off",
+                                     "inputs": inputs}, tmp_path)
+    rep = power_fail_campaign(board, "infer", art, points, seed=4,
+                              inferences=tuple(range(inputs)), timeout=1800)
+    assert rep.ok, rep.problems  # includes: the uninterrupted run equals TFLM
+    assert rep.failures == points and rep.missed == 0 and rep.lost == 0 and rep.torn == 0
+
+
+def test_host_campaign_residual_model(tmp_path: Path) -> None:
+    """The project's residual model (tensors live across several boundaries), 2 inferences."""
+    _infer_campaign(tmp_path, ROOT / "models" / "residual_int8.tflite", 2000, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ign_wl_24_int8", "stmnist_v1_int8",
+                                  "mobilenet_v1_0.25_96_int8"])
+def test_host_campaign_zoo(tmp_path: Path, zoo_dir: Path, name: str) -> None:
+    _infer_campaign(tmp_path, zoo_dir / f"{name}.tflite", 10000, 1)
