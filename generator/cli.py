@@ -60,16 +60,20 @@ def print_results(doc: dict[str, Any]) -> None:
         for name, v in doc["cycles"].items():
             print(f"  {name:<24} {v['ticks']:>14,} {v.get(unit, v['ticks']):>14,}")
     for name, v in doc.get("metrics", {}).items():
-        print(f"  {name:<24} {v:>14,}")
+        if not name.startswith("rt."):  # runtime counters: decoded in the energy table, in JSON
+            print(f"  {name:<24} {v:>14,}")
     for name, o in doc["outputs"].items():
         print(f"  output {name} ({o['dtype']}): {_fmt_values(o['values'])}")
     for name, chk in doc.get("checks", {}).items():
         print(f"  check {name}: {'OK' if chk.get('ok') else 'MISMATCH'}"
               + (f" ({chk['mismatches']} differ)" if not chk.get("ok") and
                  chk.get("mismatches") is not None else ""))
-    for key in ("energy",):
-        if key in doc and "summary" in doc[key]:
-            print(doc[key]["summary"])
+    if "summary" in doc.get("energy", {}):
+        print(doc["energy"]["summary"])
+    cap = doc.get("capacitor")
+    if cap:
+        print("  capacitor: " + ", ".join(f"{k} {v}" for k, v in cap.items()
+                                          if not isinstance(v, dict | list)))
     st = doc["stream"]
     print(f"  status {doc['status']}, exit code {doc['exit_code']}; {st['records']} records, "
           f"{st['corrupt_frames']} corrupt, {st['lost_frames']} lost, {st['noise_bytes']} "
@@ -84,6 +88,16 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["input"] = str(Path(args.input).resolve())
     if getattr(args, "pipeline", None):
         opts["pipeline"] = str(Path(args.pipeline).resolve())
+    if getattr(args, "ql", None):
+        opts["ql"] = args.ql
+    if getattr(args, "ql_map", None):
+        opts["ql_map"] = str(Path(args.ql_map).resolve())
+    if getattr(args, "no_inject", False):
+        opts["inject"] = "off"
+    if getattr(args, "power_fail", None):
+        opts["power_fail"] = args.power_fail
+    if getattr(args, "capacitor", None):
+        opts["capacitor"] = args.capacitor
     if getattr(args, "seed", None) is not None:
         opts["seed"] = int(args.seed)
     if getattr(args, "backend", None):
@@ -98,6 +112,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .campaign import run_request, wants_runtime
     from .runner import RunRequest, run, write_json
 
     app = args.app or ("infer" if args.model else "bench")
@@ -106,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                      timeout=args.timeout, probe_uid=args.probe_uid,
                      serial_port=args.serial_port, twin=args.twin, pack=args.pack)
     try:
-        doc = run(req)
+        doc = run_request(req) if wants_runtime(req.options) else run(req)
     except FirmwareFault as e:
         doc = getattr(e, "document", None)
         if doc is not None and args.json:
@@ -243,6 +258,16 @@ def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
     p.add_argument("--input", help=".npy input(s) for the model")
     p.add_argument("--seed", type=int, help="seed for generated inputs")
     p.add_argument("--pipeline", help="sensor pipeline config (.toml) for the streaming apps")
+    rt = p.add_argument_group("intermittent runtime (any of these turns it on)")
+    rt.add_argument("--ql", choices=("Q0", "Q1", "Q2", "Q3", "Q4"),
+                    help="QL of every persisted tensor (the critical region stays Q0)")
+    rt.add_argument("--ql-map", metavar="JSON",
+                    help='per-tensor QLs, e.g. {"default":"Q2","L3":"Q4","output":"Q0"}')
+    rt.add_argument("--no-inject", action="store_true", help="no write-error injection")
+    rt.add_argument("--power-fail", metavar="SPEC",
+                    help="N random points, or [I<i>.]<input|L<l>>:w<k>|:t<ticks>,...")
+    rt.add_argument("--capacitor", metavar="SPEC",
+                    help="C=47uF,von=3.3,voff=1.8[,harvest=1mW]")
     p.add_argument("--build-dir", help="build directory (default build/<board>/<app>)")
     p.add_argument("--twin", action="store_true",
                    help="run a Nucleo board's emulated twin instead of the board")

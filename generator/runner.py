@@ -16,7 +16,7 @@ from .boards import Board, load_board
 from .build import Artifacts, default_build_dir, run_scons, which_tool
 from .emit import MANIFEST, file_sha256
 from .emit.apps import get_app
-from .energy import compute_energy
+from .energy import document_energy
 from .errors import FirmwareFault, TargetError
 from .targets import RunOutput, target_for
 from .targets.qemu import qemu_binary
@@ -110,7 +110,7 @@ def results_document(board: Board, app: str, art: Artifacts, out: RunOutput) -> 
                    "lost_frames": s.lost_frames, "noise_bytes": s.noise_bytes},
         "app_info": manifest.get("app_info", {}),
     }
-    doc["energy"] = compute_energy(board, doc["cycles"])
+    doc["energy"] = document_energy(board, doc)
     return doc
 
 

@@ -8,6 +8,7 @@ document; errors are raised as the library's exceptions.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class Dut:
     runs: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, app: str, *, timeout: float | None = None, **options: Any) -> dict[str, Any]:
-        key = "-".join([app] + [f"{k}_{Path(str(v)).name}" for k, v in sorted(options.items())])
+        raw = "-".join([app] + [f"{k}_{Path(str(v)).name}" for k, v in sorted(options.items())])
+        key = re.sub(r"[^A-Za-z0-9_.=-]", "_", raw)  # e.g. commas would break -Wl,-Map=
         req = RunRequest(board=self.board.name, app=app, options=options,
                          build_dir=self.build_root / self.board.name / key,
                          timeout=timeout or self.timeout, probe_uid=self.probe_uid,
