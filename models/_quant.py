@@ -10,10 +10,14 @@ Quantization scheme (the TFLite int8 spec, what TFLM's reference kernels expect)
 - CONV_2D / DEPTHWISE_CONV_2D weights: int8, symmetric (zero point 0), per output channel
   (quantized_dimension 0 for CONV_2D [O,H,W,I], 3 for DEPTHWISE_CONV_2D [1,H,W,O]);
 - FULLY_CONNECTED weights: int8, symmetric, per tensor;
-- biases: int32, zero point 0, scale = input_scale * weight_scale (per channel where the weights are);
+- biases: int32, zero point 0, scale = input_scale * weight_scale (per channel where the
+  weights are);
 - SOFTMAX output: scale 1/256, zero point -128;
 - MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE, PAD: output quantization = input quantization;
-- CONCATENATION: all inputs and the output share one quantization (TFLM requires it for int8).
+- CONCATENATION: all inputs and the output share one quantization (TFLM requires it for int8);
+- a leading QUANTIZE (float32 graph input -> int8, scale/zero point from the calibrated input
+  range) and a trailing DEQUANTIZE (int8 -> float32 graph output) give a model float edges, as
+  the TFLite converter does for a float-interface int8 model.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl
 # --------------------------------------------------------------------------------------------
 
 OPS = ("conv", "dwconv", "fc", "maxpool", "avgpool", "reshape", "add", "concat", "pad", "mean",
-       "softmax")
+       "softmax", "quantize", "dequantize")
 ACTIVATIONS = ("none", "relu", "relu6")
 
 
@@ -40,7 +44,11 @@ class Layer:
     op-specific fields: conv/dwconv use kernel, stride, padding ('same' | 'valid'), out_ch (conv);
     fc uses out_ch; pools use kernel and stride (padding 'valid'); reshape uses shape (without
     batch); pad uses pads (per NHWC axis, (before, after)); mean reduces axes (1, 2), keep_dims
-    false; concat joins on the channel axis.
+    false; concat joins on the channel axis; quantize (float -> int8) and dequantize (int8 ->
+    float) are the identity in the float network.
+
+    kernel and stride are the height's; kernel_w / stride_w set a different width (0: the same
+    as the height's), e.g. kernel=16, kernel_w=1 for a [16 x 1] filter over time.
     """
 
     name: str
@@ -53,6 +61,24 @@ class Layer:
     out_ch: int = 0
     shape: tuple[int, ...] = ()
     pads: tuple[tuple[int, int], ...] = field(default=())
+    kernel_w: int = 0
+    stride_w: int = 0
+
+    @property
+    def kh(self) -> int:
+        return self.kernel
+
+    @property
+    def kw(self) -> int:
+        return self.kernel_w or self.kernel
+
+    @property
+    def sh(self) -> int:
+        return self.stride
+
+    @property
+    def sw(self) -> int:
+        return self.stride_w or self.stride
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -144,7 +170,7 @@ def assign_qparams(layers: list[Layer], ranges: dict[str, tuple[float, float]], 
                 ranges[m] = (lo, hi)
     qp: dict[str, QParams] = {input_name: INPUT_QPARAMS}
     for layer in layers:
-        if layer.op in ("maxpool", "avgpool", "reshape", "pad"):
+        if layer.op in ("maxpool", "avgpool", "reshape", "pad", "dequantize"):
             qp[layer.name] = qp[layer.inputs[0]]
         elif layer.op == "softmax":
             qp[layer.name] = SOFTMAX_QPARAMS
@@ -178,7 +204,7 @@ _OPCODES: dict[str, tuple[int, int]] = {
     "fc": (BOP.FULLY_CONNECTED, 4), "maxpool": (BOP.MAX_POOL_2D, 2),
     "avgpool": (BOP.AVERAGE_POOL_2D, 2), "reshape": (BOP.RESHAPE, 1), "add": (BOP.ADD, 2),
     "concat": (BOP.CONCATENATION, 2), "pad": (BOP.PAD, 2), "mean": (BOP.MEAN, 2),
-    "softmax": (BOP.SOFTMAX, 2),
+    "softmax": (BOP.SOFTMAX, 2), "quantize": (BOP.QUANTIZE, 1), "dequantize": (BOP.DEQUANTIZE, 2),
 }
 
 
@@ -187,7 +213,10 @@ def _quant(scales, zero_points, axis: int | None = None) -> me.Quantization:
                            zero_points=[int(z) for z in np.atleast_1d(zero_points)], axis=axis)
 
 
-def _act_tensor(name: str, shape: tuple[int, ...], q: QParams) -> me.Tensor:
+def _act_tensor(name: str, shape: tuple[int, ...], q: QParams | None) -> me.Tensor:
+    """An int8 activation with its quantization, or a float32 graph edge (q None)."""
+    if q is None:
+        return me.Tensor(shape=shape, dtype=tfl.TensorType.FLOAT32, name=name)
     return me.Tensor(shape=shape, dtype=tfl.TensorType.INT8, name=name,
                      quantization=_quant(q.scale, q.zero_point))
 
@@ -203,19 +232,19 @@ def _options(layer: Layer):
     match layer.op:
         case "conv":
             return tfl.BuiltinOptions.Conv2DOptions, tfl.Conv2DOptionsT(
-                padding=_PADDING[layer.padding], strideW=layer.stride, strideH=layer.stride,
+                padding=_PADDING[layer.padding], strideW=layer.sw, strideH=layer.sh,
                 fusedActivationFunction=act)
         case "dwconv":
             return tfl.BuiltinOptions.DepthwiseConv2DOptions, tfl.DepthwiseConv2DOptionsT(
-                padding=_PADDING[layer.padding], strideW=layer.stride, strideH=layer.stride,
+                padding=_PADDING[layer.padding], strideW=layer.sw, strideH=layer.sh,
                 depthMultiplier=1, fusedActivationFunction=act)
         case "fc":
             return tfl.BuiltinOptions.FullyConnectedOptions, tfl.FullyConnectedOptionsT(
                 fusedActivationFunction=act)
         case "maxpool" | "avgpool":
             return tfl.BuiltinOptions.Pool2DOptions, tfl.Pool2DOptionsT(
-                padding=tfl.Padding.VALID, strideW=layer.stride, strideH=layer.stride,
-                filterWidth=layer.kernel, filterHeight=layer.kernel, fusedActivationFunction=act)
+                padding=tfl.Padding.VALID, strideW=layer.sw, strideH=layer.sh,
+                filterWidth=layer.kw, filterHeight=layer.kh, fusedActivationFunction=act)
         case "reshape":
             return tfl.BuiltinOptions.ReshapeOptions, tfl.ReshapeOptionsT(
                 newShape=[1, *layer.shape])
@@ -230,6 +259,8 @@ def _options(layer: Layer):
             return tfl.BuiltinOptions.ReducerOptions, tfl.ReducerOptionsT(keepDims=False)
         case "softmax":
             return tfl.BuiltinOptions.SoftmaxOptions, tfl.SoftmaxOptionsT(beta=1.0)
+        case "quantize" | "dequantize":
+            return tfl.BuiltinOptions.NONE, None
     raise ValueError(f"no options for op {layer.op!r}")
 
 
@@ -239,7 +270,8 @@ def build_tflite(layers: list[Layer], params: dict[str, dict[str, np.ndarray]],
     """Write a full-integer int8 .tflite from float parameters and activation quantization.
 
     params[name] holds float 'w' (conv [O,KH,KW,I], dwconv [1,KH,KW,C], fc [O,I]) and 'b';
-    shapes[name] is every activation's shape with batch 1.
+    shapes[name] is every activation's shape with batch 1. A graph input read by a 'quantize'
+    layer is float32, as is the output of a 'dequantize' layer.
     """
     model = me.Model(description=description)
     for op, (code, version) in sorted(_OPCODES.items(), key=lambda kv: kv[1][0]):
@@ -249,10 +281,13 @@ def build_tflite(layers: list[Layer], params: dict[str, dict[str, np.ndarray]],
             model.operator_codes.append(oc)
     sg = model.add_subgraph(name="main")
     # Tensors are collected from the operators in order: input, then each op's inputs and output.
-    tensors = {input_name: _act_tensor(input_name, shapes[input_name], qparams[input_name])}
+    float_input = any(lay.op == "quantize" and lay.inputs == (input_name,) for lay in layers)
+    tensors = {input_name: _act_tensor(input_name, shapes[input_name],
+                                       None if float_input else qparams[input_name])}
 
     for layer in layers:
-        out = _act_tensor(layer.name, shapes[layer.name], qparams[layer.name])
+        out = _act_tensor(layer.name, shapes[layer.name],
+                          None if layer.op == "dequantize" else qparams[layer.name])
         ins: list[me.Tensor] = [tensors[i] for i in layer.inputs]
         if layer.op in ("conv", "dwconv", "fc"):
             w, b = params[layer.name]["w"], params[layer.name]["b"]

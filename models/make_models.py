@@ -1,17 +1,21 @@
-"""Make the project's own small int8 models from scikit-learn's digits data set.
+"""Make the project's own small int8 models: three from scikit-learn's digits data set, one
+activity-recognition model from the BasicMotions accelerometer data set.
 
     python models/make_models.py [--out models/] [--models NAME ...] [--check]
 
 For each model: train the float network in numpy (Adam, seeded, float64), calibrate activation
 ranges on the training split, quantize to full-integer int8 and write the .tflite with the
 tflite-micro wheel's model_editor (models/_quant.py), then measure accuracy of the int8 model as the
-TFLM interpreter runs it on the held-out split. Also writes digits_samples.npz: held-out samples
-already quantized to the models' int8 input, with labels, so demos and tests need no scikit-learn.
+TFLM interpreter runs it on the held-out split. Also writes each data set's sample files:
+digits_samples.npz (held-out digits already quantized to the models' int8 input, with labels, so
+demos and tests need no scikit-learn); har_samples.npz (held-out accelerometer windows) and
+har_trace.npy (held-out recordings as an int16 Q11 g stream for pipelines/har_project.toml).
 
 The output is deterministic: the same bytes on every run. --check regenerates into a temporary
 directory and exits 1 if any committed file differs.
 
-Needs numpy, scikit-learn (dev extra) and tflite-micro; not TensorFlow.
+Needs numpy, scikit-learn and sktime (dev extra; only sktime's BasicMotions .ts files are read,
+the package is never imported) and tflite-micro; not TensorFlow.
 """
 
 from __future__ import annotations
@@ -69,6 +73,115 @@ def quantize_input(x: np.ndarray) -> np.ndarray:
     return np.clip(q, -128, 127).astype(np.int8)
 
 
+# BasicMotions (UEA time-series archive): four students wearing a smart watch; 3-axis
+# accelerometer (m/s^2, gravity removed) and gyroscope at 10 Hz, 10 s per recording, 4
+# activities, 40 training and 40 test recordings (the archive's split, used as is: the test
+# recordings are never seen in training or calibration). Only the accelerometer is used. The
+# .ts files ship in the sktime wheel (dev extra) and, byte-identical, in aeon's; they are read
+# directly, without importing either package.
+BASIC_MOTIONS = {
+    "TRAIN": ("BasicMotions_TRAIN.ts",
+              "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6"),
+    "TEST": ("BasicMotions_TEST.ts",
+             "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc"),
+}
+DATA_PACKAGES = ("sktime", "aeon")
+HAR_CLASSES = ("standing", "walking", "running", "badminton")
+HAR_TS_LABELS = {"Standing": 0, "Walking": 1, "Running": 2, "Badminton": 3}
+HAR_RATE_HZ = 10
+HAR_WINDOW = 24            # samples per window (2.4 s), the model input [1, 24, 3, 1]
+HAR_TRAIN_STRIDE = 2       # window starts in the training recordings
+HAR_TEST_STRIDE = 4        # window starts in the held-out recordings (20 per recording)
+HAR_SAMPLES_PER_CLASS = 8
+HAR_TRACE_PER_CLASS = 2    # held-out recordings per class in the streaming trace
+STANDARD_GRAVITY = 9.80665
+TRACE_FRAC = 11            # trace samples in Q11 g (1 g = 2048), as pipelines/har*.toml read them
+
+
+class DataError(RuntimeError):
+    """The training data cannot be found or is not what the models were made from."""
+
+
+def basic_motions_dir() -> Path:
+    """The BasicMotions folder of an installed sktime or aeon (found without importing it)."""
+    import importlib.util
+
+    for pkg in DATA_PACKAGES:
+        spec = importlib.util.find_spec(pkg)
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            folder = Path(loc) / "datasets" / "data" / "BasicMotions"
+            if all((folder / f).is_file() for f, _ in BASIC_MOTIONS.values()):
+                return folder
+    raise DataError("the BasicMotions data set is not installed: it ships in the sktime wheel "
+                    "(pip install -e '.[dev]', or pip install --no-deps sktime==1.2.0)")
+
+
+def parse_ts(text: str) -> tuple[np.ndarray, list[str]]:
+    """A .ts file (sktime/aeon time-series format) with equal-length series and class labels:
+    values [cases, dimensions, length] float64 and one label per case."""
+    header: dict[str, str] = {}
+    rows: list[list[list[float]]] = []
+    labels: list[str] = []
+    in_data = False
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not in_data:
+            key, _, value = line.partition(" ")
+            if key.lower() == "@data":
+                in_data = True
+            else:
+                header[key.lower()] = value.strip()
+            continue
+        *dims, label = line.split(":")
+        rows.append([[float(v) for v in d.split(",")] for d in dims])
+        labels.append(label)
+    n_dims, length = int(header["@dimensions"]), int(header["@serieslength"])
+    values = np.array(rows, dtype=np.float64)
+    if values.shape != (len(labels), n_dims, length):
+        raise DataError(f"unexpected .ts shape {values.shape}; header says {n_dims} dimensions "
+                        f"of length {length}")
+    return values, labels
+
+
+@dataclass(frozen=True)
+class HarData:
+    """BasicMotions accelerometer windows [n, 24, 3, 1] in m/s^2 (float64) with class indices;
+    the held-out recordings too, for the samples file and the streaming trace."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    test_recordings: np.ndarray  # [40, 100, 3] m/s^2
+    test_labels: np.ndarray      # [40]
+
+
+def _windows(rec: np.ndarray, labels: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    starts = range(0, rec.shape[1] - HAR_WINDOW + 1, stride)
+    x = np.stack([r[s:s + HAR_WINDOW] for r in rec for s in starts])
+    y = np.repeat(labels, len(starts))
+    return x.reshape(-1, HAR_WINDOW, 3, 1), y
+
+
+def load_basic_motions(folder: Path | None = None) -> HarData:
+    folder = folder or basic_motions_dir()
+    split = {}
+    for key, (filename, sha) in BASIC_MOTIONS.items():
+        raw = (folder / filename).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != sha:
+            raise DataError(f"{folder / filename} is not the BasicMotions file the models were "
+                            f"made from (sha256 {sha[:12]}...)")
+        values, names = parse_ts(raw.decode("utf-8"))
+        accel = values[:, :3, :].transpose(0, 2, 1)  # [cases, 100, x/y/z]
+        split[key] = (accel, np.array([HAR_TS_LABELS[n] for n in names], dtype=np.int64))
+    (rec_train, y_train), (rec_test, y_test) = split["TRAIN"], split["TEST"]
+    x_train, yw_train = _windows(rec_train, y_train, HAR_TRAIN_STRIDE)
+    x_test, yw_test = _windows(rec_test, y_test, HAR_TEST_STRIDE)
+    return HarData(x_train, yw_train, x_test, yw_test, rec_test, y_test)
+
+
 # --------------------------------------------------------------------------------------------
 # Networks (one description drives training, calibration and writing)
 # --------------------------------------------------------------------------------------------
@@ -82,6 +195,7 @@ class Spec:
     epochs: int
     seed: int
     lr: float = 3e-3
+    dataset: str = "digits"  # key of DATASETS
 
 
 def cnn_spec() -> Spec:
@@ -122,7 +236,25 @@ def residual_spec() -> Spec:
     ], input_shape=(8, 8, 1), epochs=30, seed=3)
 
 
-SPECS = {"cnn": cnn_spec, "mlp": mlp_spec, "residual": residual_spec}
+def har_spec() -> Spec:
+    """Activity recognition on BasicMotions windows, the shape family of the zoo's ign_wl_24:
+    float32 [1, 24, 3, 1] in (m/s^2) -> QUANTIZE -> CONV_2D 16x1 VALID -> MAX_POOL_2D 3x1 ->
+    RESHAPE -> FULLY_CONNECTED -> FULLY_CONNECTED -> SOFTMAX -> DEQUANTIZE -> float32 [1, 4]."""
+    return Spec("har_int8", [
+        Layer("quantize", "quantize", (INPUT,)),                                   # 24x3x1
+        Layer("conv", "conv", ("quantize",), act="relu", kernel=16, kernel_w=1,
+              padding="valid", out_ch=24),                                         # 9x3x24
+        Layer("pool", "maxpool", ("conv",), kernel=3, kernel_w=1, stride=3, stride_w=1,
+              padding="valid"),                                                    # 3x3x24
+        Layer("flatten", "reshape", ("pool",), shape=(216,)),
+        Layer("fc1", "fc", ("flatten",), act="relu", out_ch=12),
+        Layer("logits", "fc", ("fc1",), out_ch=len(HAR_CLASSES)),
+        Layer("probs", "softmax", ("logits",)),
+        Layer("output", "dequantize", ("probs",)),
+    ], input_shape=(HAR_WINDOW, 3, 1), epochs=40, seed=4, dataset="har")
+
+
+SPECS = {"cnn": cnn_spec, "mlp": mlp_spec, "residual": residual_spec, "har": har_spec}
 
 # --------------------------------------------------------------------------------------------
 # Float network in numpy: forward, backward, training
@@ -134,14 +266,15 @@ Params = dict[str, dict[str, np.ndarray]]
 def _conv_geometry(x: np.ndarray, layer: Layer) -> tuple[np.ndarray, int, int]:
     """Padded input (TFLM SAME semantics) and output height/width."""
     _, h, w, _ = x.shape
-    oh, pt, pb = same_padding(h, layer.kernel, layer.stride, layer.padding)
-    ow, pl, pr = same_padding(w, layer.kernel, layer.stride, layer.padding)
+    oh, pt, pb = same_padding(h, layer.kh, layer.sh, layer.padding)
+    ow, pl, pr = same_padding(w, layer.kw, layer.sw, layer.padding)
     return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))), oh, ow
 
 
-def _window(i: int, j: int, oh: int, ow: int, s: int) -> tuple[slice, ...]:
+def _window(i: int, j: int, oh: int, ow: int, layer: Layer) -> tuple[slice, ...]:
     """Index of the padded-input pixels that kernel tap (i, j) sees at every output position."""
-    return (slice(None), slice(i, i + s * (oh - 1) + 1, s), slice(j, j + s * (ow - 1) + 1, s),
+    sh, sw = layer.sh, layer.sw
+    return (slice(None), slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw),
             slice(None))
 
 
@@ -167,11 +300,11 @@ def init_params(spec: Spec, rng: np.random.Generator) -> Params:
     params: Params = {}
     for layer in spec.layers:
         c_in = shapes[layer.inputs[0]][-1]
-        k = layer.kernel
+        kh, kw = layer.kh, layer.kw
         if layer.op == "conv":
-            w_shape, fan_in = (layer.out_ch, k, k, c_in), k * k * c_in
+            w_shape, fan_in = (layer.out_ch, kh, kw, c_in), kh * kw * c_in
         elif layer.op == "dwconv":
-            w_shape, fan_in = (1, k, k, c_in), k * k
+            w_shape, fan_in = (1, kh, kw, c_in), kh * kw
         elif layer.op == "fc":
             w_shape, fan_in = (layer.out_ch, c_in), c_in
         else:
@@ -192,9 +325,9 @@ def forward(spec: Spec, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
                 xp, oh, ow = _conv_geometry(a, layer)
                 cout = layer.out_ch if layer.op == "conv" else a.shape[-1]
                 z = np.zeros((a.shape[0], oh, ow, cout))
-                for i in range(layer.kernel):
-                    for j in range(layer.kernel):
-                        win = xp[_window(i, j, oh, ow, layer.stride)]
+                for i in range(layer.kh):
+                    for j in range(layer.kw):
+                        win = xp[_window(i, j, oh, ow, layer)]
                         if layer.op == "conv":
                             z += win @ p["w"][:, i, j, :].T
                         else:
@@ -204,9 +337,9 @@ def forward(spec: Spec, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
                 y = a @ p["w"].T + p["b"]
             case "maxpool" | "avgpool":
                 n, h, w, c = a.shape
-                k = layer.kernel
-                assert layer.stride == k and h % k == 0 and w % k == 0
-                blocks = a.reshape(n, h // k, k, w // k, k, c)
+                kh, kw = layer.kh, layer.kw
+                assert (layer.sh, layer.sw) == (kh, kw) and h % kh == 0 and w % kw == 0
+                blocks = a.reshape(n, h // kh, kh, w // kw, kw, c)
                 y = blocks.max(axis=(2, 4)) if layer.op == "maxpool" else blocks.mean(axis=(2, 4))
             case "reshape":
                 y = a.reshape(a.shape[0], *layer.shape)
@@ -221,24 +354,29 @@ def forward(spec: Spec, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
             case "softmax":
                 e = np.exp(a - a.max(axis=1, keepdims=True))
                 y = e / e.sum(axis=1, keepdims=True)
+            case "quantize" | "dequantize":
+                y = a
         acts[layer.name] = _activate(y, layer.act)
     return acts
 
 
 def backward(spec: Spec, params: Params, acts: dict[str, np.ndarray], labels: np.ndarray
              ) -> Params:
-    """Gradients of mean softmax cross-entropy (on the input of the final softmax) w.r.t. params."""
-    assert spec.layers[-1].op == "softmax"
+    """Gradients of mean softmax cross-entropy (on the input of the final softmax) w.r.t. params.
+
+    A trailing dequantize (the identity in the float network) is looked through."""
+    layers = spec.layers[:-1] if spec.layers[-1].op == "dequantize" else spec.layers
+    assert layers[-1].op == "softmax"
     n = labels.shape[0]
-    d_logits = acts[spec.layers[-1].name].copy()
+    d_logits = acts[layers[-1].name].copy()
     d_logits[np.arange(n), labels] -= 1.0
-    grads: dict[str, np.ndarray] = {spec.layers[-1].inputs[0]: d_logits / n}
+    grads: dict[str, np.ndarray] = {layers[-1].inputs[0]: d_logits / n}
     pgrads: Params = {}
 
     def add_grad(name: str, g: np.ndarray) -> None:
         grads[name] = grads[name] + g if name in grads else g
 
-    for layer in reversed(spec.layers[:-1]):
+    for layer in reversed(layers[:-1]):
         if layer.name not in grads:
             continue
         g = _activation_grad(acts[layer.name], grads.pop(layer.name), layer.act)
@@ -249,9 +387,9 @@ def backward(spec: Spec, params: Params, acts: dict[str, np.ndarray], labels: np
                 xp, oh, ow = _conv_geometry(a, layer)
                 dxp = np.zeros_like(xp)
                 dw = np.zeros_like(p["w"])
-                for i in range(layer.kernel):
-                    for j in range(layer.kernel):
-                        sl = _window(i, j, oh, ow, layer.stride)
+                for i in range(layer.kh):
+                    for j in range(layer.kw):
+                        sl = _window(i, j, oh, ow, layer)
                         win = xp[sl]
                         if layer.op == "conv":
                             dw[:, i, j, :] = np.tensordot(g, win, axes=([0, 1, 2], [0, 1, 2]))
@@ -261,25 +399,27 @@ def backward(spec: Spec, params: Params, acts: dict[str, np.ndarray], labels: np
                             dxp[sl] += g * p["w"][0, i, j, :]
                 pgrads[layer.name] = {"w": dw, "b": g.sum(axis=(0, 1, 2))}
                 h, w = a.shape[1:3]
-                _, pt, _ = same_padding(h, layer.kernel, layer.stride, layer.padding)
-                _, pl, _ = same_padding(w, layer.kernel, layer.stride, layer.padding)
+                _, pt, _ = same_padding(h, layer.kh, layer.sh, layer.padding)
+                _, pl, _ = same_padding(w, layer.kw, layer.sw, layer.padding)
                 add_grad(layer.inputs[0], dxp[:, pt:pt + h, pl:pl + w, :])
             case "fc":
                 pgrads[layer.name] = {"w": g.T @ a, "b": g.sum(axis=0)}
                 add_grad(layer.inputs[0], g @ p["w"])
             case "maxpool" | "avgpool":
                 n_, h, w, c = a.shape
-                k = layer.kernel
-                blocks = a.reshape(n_, h // k, k, w // k, k, c).transpose(0, 1, 3, 5, 2, 4)
-                blocks = blocks.reshape(n_, h // k, w // k, c, k * k)
+                kh, kw = layer.kh, layer.kw
+                blocks = a.reshape(n_, h // kh, kh, w // kw, kw, c).transpose(0, 1, 3, 5, 2, 4)
+                blocks = blocks.reshape(n_, h // kh, w // kw, c, kh * kw)
                 if layer.op == "maxpool":  # gradient to the first maximum of each window
-                    mask = np.eye(k * k)[blocks.argmax(axis=-1)]
+                    mask = np.eye(kh * kw)[blocks.argmax(axis=-1)]
                 else:
-                    mask = np.full(blocks.shape, 1.0 / (k * k))
-                d = (mask * g[..., None]).reshape(n_, h // k, w // k, c, k, k)
+                    mask = np.full(blocks.shape, 1.0 / (kh * kw))
+                d = (mask * g[..., None]).reshape(n_, h // kh, w // kw, c, kh, kw)
                 add_grad(layer.inputs[0], d.transpose(0, 1, 4, 2, 5, 3).reshape(a.shape))
             case "reshape":
                 add_grad(layer.inputs[0], g.reshape(a.shape))
+            case "quantize":
+                add_grad(layer.inputs[0], g)
             case "add":
                 add_grad(layer.inputs[0], g)
                 add_grad(layer.inputs[1], g)
@@ -306,14 +446,14 @@ def infer_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
         match layer.op:
             case "conv" | "dwconv":
                 _, h, w, c = shape
-                oh = same_padding(h, layer.kernel, layer.stride, layer.padding)[0]
-                ow = same_padding(w, layer.kernel, layer.stride, layer.padding)[0]
+                oh = same_padding(h, layer.kh, layer.sh, layer.padding)[0]
+                ow = same_padding(w, layer.kw, layer.sw, layer.padding)[0]
                 shape = (1, oh, ow, layer.out_ch if layer.op == "conv" else c)
             case "fc":
                 shape = (1, layer.out_ch)
             case "maxpool" | "avgpool":
                 _, h, w, c = shape
-                shape = (1, h // layer.kernel, w // layer.kernel, c)
+                shape = (1, h // layer.kh, w // layer.kw, c)
             case "reshape":
                 shape = (1, *layer.shape)
             case "concat":
@@ -330,7 +470,7 @@ def to_input(spec: Spec, x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], *spec.input_shape)
 
 
-def train(spec: Spec, data: Digits, batch: int = 32) -> Params:
+def train(spec: Spec, data: Digits | HarData, batch: int = 32) -> Params:
     """Mini-batch Adam with cosine learning-rate decay; seeded, so deterministic."""
     rng = np.random.default_rng(spec.seed)
     params = init_params(spec, rng)
@@ -373,21 +513,33 @@ def calibrate(spec: Spec, params: Params, x: np.ndarray) -> dict[str, tuple[floa
     return {name: (float(a.min()), float(a.max())) for name, a in acts.items()}
 
 
-def quantize_and_write(spec: Spec, params: Params, data: Digits) -> bytes:
+DATA_TEXT = {"digits": "sklearn digits", "har": "BasicMotions (UEA archive) accelerometer windows"}
+
+
+def quantize_and_write(spec: Spec, params: Params, data: Digits | HarData) -> bytes:
     qparams = assign_qparams(spec.layers, calibrate(spec, params, data.x_train), INPUT)
-    description = (f"sweetspot {spec.name}: int8, trained on sklearn digits by "
+    description = (f"sweetspot {spec.name}: int8, trained on {DATA_TEXT[spec.dataset]} by "
                    "models/make_models.py")
     return build_tflite(spec.layers, params, infer_shapes(spec), qparams, INPUT, description)
 
 
-def tflm_predict(model: bytes, x_int8: np.ndarray) -> np.ndarray:
-    """int8 outputs of the model as the TFLM interpreter runs it, one sample at a time."""
+def model_input(spec: Spec, x: np.ndarray) -> np.ndarray:
+    """What the .tflite takes: float32 for a model that starts with QUANTIZE, else the int8
+    digits encoding."""
+    if spec.layers[0].op == "quantize":
+        return to_input(spec, x).astype(np.float32)
+    return quantize_input(x)
+
+
+def tflm_predict(model: bytes, x: np.ndarray) -> np.ndarray:
+    """Outputs of the model as the TFLM interpreter runs it, one sample at a time (x already in
+    the model's input type)."""
     from tflite_micro import runtime
 
     interpreter = runtime.Interpreter.from_bytes(model)
     shape = tuple(interpreter.get_input_details(0)["shape"])
     outputs = []
-    for sample in x_int8:
+    for sample in x:
         interpreter.set_input(sample.reshape(shape), 0)
         interpreter.invoke()
         outputs.append(interpreter.get_output(0).reshape(-1).copy())
@@ -400,29 +552,21 @@ class Made:
     model: bytes
     float_accuracy: float
     int8_accuracy: float
+    n_test: int
 
 
-def make(spec: Spec, data: Digits) -> Made:
+def make(spec: Spec, data: Digits | HarData) -> Made:
     params = train(spec, data)
     float_acc = accuracy(forward(spec, params, to_input(spec, data.x_test))[spec.layers[-1].name],
                          data.y_test)
     model = quantize_and_write(spec, params, data)
-    int8_acc = accuracy(tflm_predict(model, quantize_input(data.x_test)), data.y_test)
-    return Made(spec, model, float_acc, int8_acc)
+    int8_acc = accuracy(tflm_predict(model, model_input(spec, data.x_test)), data.y_test)
+    return Made(spec, model, float_acc, int8_acc, len(data.y_test))
 
 
-def samples_npz(data: Digits) -> bytes:
-    """The first N_SAMPLES held-out images as int8 model input, plus labels, as .npz bytes.
-
-    Written with fixed zip timestamps so the bytes are deterministic (np.savez stamps the time).
-    Keys: images int8 [N,8,8,1] (q = pixel - 128), labels uint8 [N], scale float32, zero_point int32.
-    """
-    arrays = {
-        "images": quantize_input(data.x_test[:N_SAMPLES]),
-        "labels": data.y_test[:N_SAMPLES].astype(np.uint8),
-        "scale": np.float32(INPUT_QPARAMS.scale),
-        "zero_point": np.int32(INPUT_QPARAMS.zero_point),
-    }
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz with fixed zip timestamps, so the bytes are deterministic (np.savez stamps the
+    time)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
         for key, arr in arrays.items():
@@ -434,22 +578,97 @@ def samples_npz(data: Digits) -> bytes:
     return out.getvalue()
 
 
+def samples_npz(data: Digits) -> bytes:
+    """The first N_SAMPLES held-out images as int8 model input, plus labels, as .npz bytes.
+
+    Keys: images int8 [N,8,8,1] (q = pixel - 128), labels uint8 [N], scale float32,
+    zero_point int32.
+    """
+    return npz_bytes({
+        "images": quantize_input(data.x_test[:N_SAMPLES]),
+        "labels": data.y_test[:N_SAMPLES].astype(np.uint8),
+        "scale": np.float32(INPUT_QPARAMS.scale),
+        "zero_point": np.int32(INPUT_QPARAMS.zero_point),
+    })
+
+
+def har_trace(data: HarData) -> tuple[np.ndarray, np.ndarray]:
+    """The streaming trace: the first HAR_TRACE_PER_CLASS held-out recordings of each class, in
+    class order, back to back, as an int16 [samples, 3] accelerometer in Q11 g (what a +-16 g
+    sensor gives); and the true class of every sample."""
+    picks = [i for c in range(len(HAR_CLASSES))
+             for i in np.flatnonzero(data.test_labels == c)[:HAR_TRACE_PER_CLASS]]
+    accel = np.concatenate([data.test_recordings[i] for i in picks])
+    q = np.round(accel / STANDARD_GRAVITY * (1 << TRACE_FRAC))
+    trace = np.clip(q, -(2**15), 2**15 - 1).astype(np.int16)
+    labels = np.repeat(data.test_labels[picks], data.test_recordings.shape[1]).astype(np.uint8)
+    return trace, labels
+
+
+def har_samples_npz(data: HarData) -> bytes:
+    """HAR_SAMPLES_PER_CLASS held-out windows per class (from different test recordings, at
+    different offsets) as the model's float32 input, their labels, the class names and the
+    trace's per-sample labels."""
+    per_rec = (data.test_recordings.shape[1] - HAR_WINDOW) // HAR_TEST_STRIDE + 1
+    idx = []
+    for c in range(len(HAR_CLASSES)):
+        recs = np.flatnonzero(data.test_labels == c)[:HAR_SAMPLES_PER_CLASS]
+        idx += [int(r) * per_rec + (5 * k) % per_rec for k, r in enumerate(recs)]
+    _, trace_labels = har_trace(data)
+    return npz_bytes({
+        "windows": data.x_test[idx].astype(np.float32),
+        "labels": data.y_test[idx].astype(np.uint8),
+        "classes": np.array(HAR_CLASSES),
+        "rate_hz": np.float32(HAR_RATE_HZ),
+        "trace_labels": trace_labels,
+    })
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
 SAMPLES_FILE = "digits_samples.npz"
+HAR_SAMPLES_FILE = "har_samples.npz"
+HAR_TRACE_FILE = "har_trace.npy"
 
 
-def generate(names: list[str], out_dir: Path) -> list[Made]:
-    """Write the selected models and the samples file into out_dir (temp file + rename)."""
-    data = load_digits()
-    made = [make(SPECS[name](), data) for name in names]
-    files = {f"{m.spec.name}.tflite": m.model for m in made}
-    files[SAMPLES_FILE] = samples_npz(data)
+def _digits_files(data: Digits) -> dict[str, bytes]:
+    return {SAMPLES_FILE: samples_npz(data)}
+
+
+def _har_files(data: HarData) -> dict[str, bytes]:
+    return {HAR_SAMPLES_FILE: har_samples_npz(data), HAR_TRACE_FILE: npy_bytes(har_trace(data)[0])}
+
+
+# dataset key -> (loader, the data files written with its models)
+DATASETS = {"digits": (load_digits, _digits_files), "har": (load_basic_motions, _har_files)}
+
+
+def generate(names: list[str], out_dir: Path) -> tuple[list[Made], list[str]]:
+    """Write the selected models and their data sets' files into out_dir (temp file + rename);
+    returns what was made and the names of the data files."""
+    specs = {name: SPECS[name]() for name in dict.fromkeys(names)}
+    made: dict[str, Made] = {}
+    data_files: dict[str, bytes] = {}
+    for key, (loader, extra) in DATASETS.items():
+        chosen = [name for name, spec in specs.items() if spec.dataset == key]
+        if not chosen:
+            continue
+        data = loader()
+        made |= {name: make(specs[name], data) for name in chosen}
+        data_files |= extra(data)
+    ordered = [made[name] for name in specs]
+    files = {f"{m.spec.name}.tflite": m.model for m in ordered} | data_files
     out_dir.mkdir(parents=True, exist_ok=True)
     for filename, content in files.items():
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=f".{filename}.", delete=False) as f:
             f.write(content)
         os.chmod(f.name, 0o644)
         Path(f.name).replace(out_dir / filename)
-    return made
+    return ordered, list(data_files)
 
 
 def _ops(model: bytes) -> str:
@@ -464,24 +683,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                         help="output directory (default: the models/ folder)")
     parser.add_argument("--models", nargs="+", choices=sorted(SPECS), default=list(SPECS),
-                        help="which models to make (default: all); the samples file always")
+                        help="which models to make (default: all); their data sets' sample "
+                        "files always")
     parser.add_argument("--check", action="store_true",
                         help="regenerate into a temporary directory; fail if --out differs")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) if args.check else args.out
-        made = generate(args.models, target)
+        try:
+            made, data_files = generate(args.models, target)
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(f"{'model':<18} {'float acc':>9} {'int8 acc (TFLM)':>15} {'bytes':>7}  sha256")
         for m in made:
             digest = hashlib.sha256(m.model).hexdigest()
             print(f"{m.spec.name:<18} {m.float_accuracy:>9.2%} {m.int8_accuracy:>15.2%} "
                   f"{len(m.model):>7}  {digest}")
-            print(f"{'':<18} ops: {_ops(m.model)}")
-        print(f"(accuracy on {N_TEST} held-out digits; {SAMPLES_FILE}: {N_SAMPLES} samples)")
+            print(f"{'':<18} ops: {_ops(m.model)}; accuracy on {m.n_test} held-out "
+                  f"{'windows' if m.spec.dataset == 'har' else 'digits'}")
+        print(f"data files: {', '.join(data_files)}")
         if not args.check:
             return 0
-        names = [f"{m.spec.name}.tflite" for m in made] + [SAMPLES_FILE]
+        names = [f"{m.spec.name}.tflite" for m in made] + data_files
         differ = [n for n in names
                   if not (args.out / n).is_file()
                   or (args.out / n).read_bytes() != (target / n).read_bytes()]
