@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.emit.stream import pipetest_expected
+from generator.emit.stream import ZOO_ENV, pipetest_expected, zoo_dir
 from generator.pipeline import load_pipeline
 
 # ("stream" itself is checked window by window in test_stream_demo)
@@ -87,12 +87,14 @@ def test_stream_demo(dut):
         assert doc["cycles"][f"{stage}_max"]["ticks"] >= doc["cycles"][f"{stage}_median"]["ticks"]
 
 
-ZOO = Path(__file__).resolve().parents[2] / "shared" / "models" / "zoo"
+MODELS = Path(__file__).resolve().parents[1] / "models"
+HAR_CLASSES = ["standing", "walking", "running", "badminton"]
 
 
 def _needs_zoo(model: str) -> None:
-    if not (ZOO / model).is_file():
-        pytest.skip(f"{model} is not available: {ZOO} is absent (it lives in ../shared)")
+    zoo = zoo_dir()
+    if not (zoo / model).is_file():
+        pytest.skip(f"{model} is not available: {zoo} does not have it (it lives in ../shared)")
 
 
 def _model_stream(dut, app):
@@ -113,10 +115,41 @@ def _model_stream(dut, app):
 
 
 def test_har_stream_matches_tflm(dut):
-    _needs_zoo("ign_wl_24_int8.tflite")
+    """The default har: ign_wl_24 when the zoo has it, else the project's model."""
     doc = _model_stream(dut, "har")
-    assert doc["metrics"]["windows"] == 39
-    assert doc["app_info"]["classifier"]["labels"][0] == "activity0"
+    if (zoo_dir() / "ign_wl_24_int8.tflite").is_file():
+        assert doc["app_info"]["model_choice"]["source"] == "zoo"
+        assert doc["metrics"]["windows"] == 39
+        assert doc["app_info"]["classifier"]["labels"][0] == "activity0"
+    else:
+        _check_project_har(doc)
+
+
+def test_har_falls_back_to_the_project_model(dut, tmp_path, monkeypatch):
+    """With the zoo absent (an empty $SWEETSPOT_ZOO), har runs models/har_int8.tflite on the
+    held-out BasicMotions trace, equal to the numpy twin and TFLM, and mostly right."""
+    monkeypatch.setenv(ZOO_ENV, str(tmp_path))
+    _check_project_har(_model_stream(dut, "har"))
+
+
+def _check_project_har(doc):
+    info = doc["app_info"]
+    assert info["model_choice"]["source"] == "project", info["model_choice"]
+    assert info["model_choice"]["model"] == "har_int8.tflite"
+    assert info["pipeline"]["name"] == "har_project"
+    assert info["classifier"]["labels"] == HAR_CLASSES
+    assert doc["metrics"]["windows"] == 65  # 800 samples, window 24, hop 12
+    # the device's top class against the true activity of each window (majority of samples)
+    truth = np.load(MODELS / "har_samples.npz")["trace_labels"]
+    scores = np.asarray(doc["outputs"]["scores"]["values"]).reshape(-1, 4)
+    ends = doc["outputs"]["window_end"]["values"]
+    assert len(scores) == len(ends) == 65
+    want = [np.bincount(truth[e - 24:e], minlength=4).argmax() for e in ends]
+    hits = int(np.sum(scores.argmax(axis=1) == want))
+    assert hits >= 55, f"{hits}/65 windows right"
+    # the smoothed decision ends on the last activity of the trace (badminton)
+    labels = np.asarray(doc["outputs"]["labels"]["values"]).reshape(-1, 4)
+    assert labels[-1, 3] == 3
 
 
 def test_vww_frames_match_tflm(dut):

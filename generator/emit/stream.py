@@ -5,8 +5,12 @@ Apps (``scons board=<b> app=<app> [pipeline=<name|file.toml>] [model=<m.tflite>]
 
 * ``stream``   - the pipeline with a stub classifier (a fixed compute load of configurable
   instructions, so overload is a configuration choice); default ``pipelines/stream.toml``;
-* ``har``      - accelerometer windows into the activity-recognition model; default
-  ``pipelines/har.toml`` (``ign_wl_24`` from ../shared/models/zoo, or ``model=<path>``);
+* ``har``      - accelerometer windows into the activity-recognition model: ``model=<path>``
+  with ``pipelines/har.toml``; else ``ign_wl_24`` from the zoo (../shared/models/zoo or
+  ``$SWEETSPOT_ZOO``) with ``pipelines/har.toml``; else the project's own model
+  ``models/har_int8.tflite`` with ``pipelines/har_project.toml`` (held-out BasicMotions
+  recordings as the trace). ``pipeline=`` skips the choice. The manifest's ``model_choice`` says
+  which model was used and why;
 * ``vww``      - frames compiled into the image, delivered as frame indices at the frame rate,
   into the 96x96 person-detection MobileNet; default ``pipelines/vww.toml``;
 * ``pipetest`` - no timer: every block's output for a set of windows (trace windows plus
@@ -25,8 +29,10 @@ sample period boundary (``prediction.exact``).
 from __future__ import annotations
 
 import math
+import os
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -722,6 +728,33 @@ register(StreamApp())
 # ---- har: the pipeline into a compiled model ----------------------------------------------
 
 
+ZOO_ENV = "SWEETSPOT_ZOO"
+HAR_ZOO_MODEL = "ign_wl_24_int8.tflite"
+HAR_PROJECT_PIPELINE = "har_project"
+
+
+def zoo_dir() -> Path:
+    """The model zoo: ``$SWEETSPOT_ZOO`` when set (an empty directory simulates its absence),
+    else ``../shared/models/zoo`` beside the repository."""
+    env = os.environ.get(ZOO_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parents[3] / "shared" / "models" / "zoo"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which pipeline and model a model app builds, and why."""
+
+    pipeline: str             # pipeline name or .toml path
+    model: str | None         # model override, None: the pipeline's own [classifier] model
+    source: str               # "option" (model=), "pipeline" (pipeline=), "zoo", "project"
+    reason: str
+
+    def options(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline, **({"model": self.model} if self.model else {})}
+
+
 class HarApp(StreamApp):
     """``har``: accelerometer windows into the activity-recognition model. The model part of
     the tree (weights, per-layer tasks, kernels) comes from the infer app's emitter; the
@@ -732,6 +765,10 @@ class HarApp(StreamApp):
     description = "accelerometer stream -> pipeline -> activity-recognition model -> decisions"
     default_pipeline = "har"
     classifier_kind = "model"
+    # without pipeline= and model=: the zoo model with default_pipeline if the zoo has it,
+    # else this pipeline (the project's own model); None: always default_pipeline
+    zoo_model: str | None = HAR_ZOO_MODEL
+    fallback_pipeline: str | None = HAR_PROJECT_PIPELINE
 
     def __init__(self) -> None:
         super().__init__()
@@ -744,15 +781,52 @@ class HarApp(StreamApp):
             self._infer = InferApp()
         return self._infer
 
+    def model_choice(self, options: dict[str, Any]) -> ModelChoice:
+        model = str(options["model"]) if options.get("model") else None
+        if "pipeline" in options:
+            return ModelChoice(str(options["pipeline"]), model, "option" if model else "pipeline",
+                               "model= was given" if model else
+                               "pipeline= was given: its [classifier] model")
+        if model:
+            return ModelChoice(self.default_pipeline, model, "option", "model= was given")
+        if self.zoo_model is None or self.fallback_pipeline is None:
+            return ModelChoice(self.default_pipeline, None, "pipeline",
+                               f"the default pipeline's model (pipelines/"
+                               f"{self.default_pipeline}.toml)")
+        zoo = zoo_dir() / self.zoo_model
+        if zoo.is_file():
+            return ModelChoice(self.default_pipeline, str(zoo), "zoo",
+                               f"{self.zoo_model} found in the zoo ({zoo.parent})")
+        return ModelChoice(self.fallback_pipeline, None, "project",
+                           f"{self.zoo_model} is not in the zoo ({zoo.parent}; set ${ZOO_ENV} "
+                           "or pass model=<path> to use it): the project's own model, "
+                           f"pipelines/{self.fallback_pipeline}.toml")
+
     def pipeline(self, options: dict[str, Any]) -> Pipeline:
+        choice = self.model_choice(options)
         try:
-            return super().pipeline(options)
+            return super().pipeline(choice.options())
         except PipelineConfigError as e:
-            if "does not exist" in str(e) and "model file" in str(e):
+            if ("does not exist" in str(e) and "model file" in str(e)
+                    and self.zoo_model is not None):
                 raise PipelineConfigError(
-                    f"{e}. The har demo uses ign_wl_24 from ../shared/models/zoo; pass "
-                    "model=<path/to/ign_wl_24_int8.tflite> if it lives elsewhere") from None
+                    f"{e}. The har demo uses ign_wl_24 from ../shared/models/zoo (or "
+                    f"${ZOO_ENV}); pass model=<path/to/ign_wl_24_int8.tflite> if it lives "
+                    "elsewhere, or leave out pipeline= and model= to fall back to the "
+                    f"project's own model (pipelines/{self.fallback_pipeline}.toml)") from None
             raise
+
+    def manifest(self, board: Board, options: dict[str, Any], ctx: dict[str, Any]
+                 ) -> dict[str, Any]:
+        m = super().manifest(board, options, ctx)
+        choice = self.model_choice(options)
+        b = self.pipeline(options).classifier.model
+        assert b is not None
+        # the check rebuilds the pipeline from its path and this model (None: its own)
+        m["model_path"] = choice.model
+        m["model_choice"] = {"model": b.path.name, "path": str(b.path), "sha256": b.sha256,
+                             "source": choice.source, "reason": choice.reason}
+        return m
 
     def _model_ctx(self, board: Board, p: Pipeline, options: dict[str, Any]
                    ) -> tuple[dict[str, Any], list[tuple[str, str]], int]:
@@ -831,6 +905,8 @@ class VwwApp(HarApp):
     name = "vww"
     description = "frames at a fixed rate -> pixel quantization -> 96x96 MobileNet -> decisions"
     default_pipeline = "vww"
+    zoo_model = None
+    fallback_pipeline = None
 
 
 register(VwwApp())
