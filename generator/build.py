@@ -197,7 +197,7 @@ def _parse_args(args: dict[str, str]) -> tuple[Board, str, dict[str, Any], Path]
     options: dict[str, Any] = {}
     for key in ("model", "seed", "input", "backend", "tflm_root", "ql", "ql_map", "inject",
                 "power_fail", "capacitor", "pipeline", "inputs", "mode",
-                "tflm_kernels", "tflm_arena", "tflm_probe"):
+                "tflm_kernels", "tflm_arena", "tflm_probe", "tflm_dump"):
         if key in args:
             options[key] = args[key]
     app_name = tflm.resolve_app(args.get("app", DEFAULT_APP), options)  # infer+tflm -> tflm

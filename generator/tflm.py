@@ -65,8 +65,8 @@ ARENA_MARGIN_FRACTION = 0.05
 ARENA_MARGIN_MIN = 256
 ARENA_MARGIN = "5 % of the measured bytes, at least 256 B, rounded up to 16 B"
 ARENA_ALIGN = 16
-#: RAM a probe image keeps free for stack, .data/.bss and the inputs
-PROBE_RESERVE = 64 * 1024
+#: RAM a probe image keeps free for .data/.bss and the inputs, besides the stack
+PROBE_RESERVE = 8 * 1024
 
 DOWNLOAD_COMMAND = (
     "make -f tensorflow/lite/micro/tools/make/Makefile third_party_downloads "
@@ -380,7 +380,9 @@ def probe_arena_bytes(host_estimate: int, board: Board) -> int:
     want = 2 * host_estimate + 16 * 1024
     if board.is_host:
         return -(-want // ARENA_ALIGN) * ARENA_ALIGN
-    room = board.ram.length - PROBE_RESERVE
+    from .emit.firmware import stack_bytes
+
+    room = board.ram.length - stack_bytes(board) - PROBE_RESERVE
     if room < host_estimate:
         raise FitError(f"board '{board.name}' has {board.ram.length:,} B of RAM; the model's TFLM "
                        f"arena needs about {host_estimate:,} B (host figure)")

@@ -1,7 +1,8 @@
 """``tflm``: the ``infer`` app with TensorFlow Lite Micro's interpreter as the inference backend.
 
 ``scons board=<b> app=infer backend=tflm model=<m.tflite> [tflm_root=<checkout>]
-[tflm_kernels=reference|cmsis_nn] [tflm_arena=auto|host|<bytes>]`` (or ``app=tflm``) builds it;
+[tflm_kernels=reference|cmsis_nn] [tflm_arena=auto|host|<bytes>] [tflm_dump=1]`` (or ``app=tflm``)
+builds it;
 the inputs (``input=``, ``seed=``, ``inputs=``), the reported records (``overhead``,
 ``layer<i>``, ``infer``/``infer[k]``, ``output<j>``/``output<j>[k]``) and the manifest fields are
 the generated backend's (see :mod:`generator.emit.infer`), so the same host-side check compares the
@@ -9,6 +10,10 @@ outputs with the TFLM interpreter from the tflite-micro wheel. ``layer<i>`` tick
 TFLM's profiler interface. The manifest adds ``backend``, ``tflm`` (tree, kernels, arena: reserved,
 measured, margin, the host recorder's figures) and ``planned_arena_bytes`` (the generated backend's
 plan for the same model, for comparison).
+
+``tflm_dump=1`` builds a diagnostic image instead: the first input set runs once with
+``preserve_all_tensors`` and every operator's output tensor is reported as ``t<index>``;
+:func:`compare_tensors` compares them with the wheel's interpreter, operator by operator.
 
 The TFLM tree, the library build and the arena loop are :mod:`generator.tflm`.
 """
@@ -47,6 +52,27 @@ class _Prepared:
     kernels: str
     arena: tflm.ArenaChoice
     resolver_calls: list[str]
+    dump: bool
+
+    @property
+    def image_arena(self) -> int:
+        """The arena the image reserves: with tflm_dump=1 every activation tensor stays alive,
+        so the measured arena grows by all of them (an upper bound)."""
+        if not self.dump:
+            return self.arena.bytes
+        extra = sum(-(-t.nbytes // tflm.ARENA_ALIGN) * tflm.ARENA_ALIGN
+                    for t in self.graph.tensors if t.data is None)
+        return self.arena.bytes + extra
+
+    def dump_tensors(self) -> list[dict[str, Any]]:
+        seen: list[int] = []
+        for op in self.graph.operators:
+            seen += [t for t in op.outputs if t not in seen]
+        return [{"index": t, "dtype": self.graph.tensor(t).dtype,
+                 "count": self.graph.tensor(t).size,
+                 "elem_size": DTYPE_SIZES[self.graph.tensor(t).dtype],
+                 "operator": next(op.index for op in self.graph.operators if t in op.outputs)}
+                for t in seen]
 
 
 def _io(graph: Graph, indices: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -93,6 +119,7 @@ class TflmApp:
             in_sha = hashlib.sha256(ip.read_bytes()).hexdigest() if ip.is_file() else None
         key = (board.name, str(path), hashlib.sha256(data).hexdigest(), str(in_path), in_sha,
                str(root), kernels, str(options.get("tflm_arena", "auto")),
+               str(options.get("tflm_dump", "0")),
                int(options.get("seed", DEFAULT_SEED)), int(options.get("inputs", 1)))
         hit = self._cache.get(key)
         if hit is not None:
@@ -117,11 +144,12 @@ class TflmApp:
             if flash_need > board.flash.length:
                 raise FitError(f"board '{board.name}': the model and inputs need {flash_need:,} B "
                                f"of flash (before code), the board has {board.flash.length:,} B")
-            if arena.bytes > board.ram.length:
-                raise FitError(f"board '{board.name}': the TFLM arena needs {arena.bytes:,} B, "
-                               f"the board has {board.ram.length:,} B of RAM")
         prepared = _Prepared(path, data, graph, planned, runs, source, tree, kernels, arena,
-                             calls)
+                             calls, str(options.get("tflm_dump", "0")) == "1")
+        if not board.is_host and prepared.image_arena > board.ram.length:
+            raise FitError(f"board '{board.name}': the TFLM arena needs "
+                           f"{prepared.image_arena:,} B, the board has {board.ram.length:,} B "
+                           "of RAM")
         self._cache = {key: prepared}
         return prepared
 
@@ -154,10 +182,12 @@ class TflmApp:
                              else f"file {Path(src['path']).name} (sha256 {src['sha256']})"),
             "run_reports": run_report_names(len(runs), len(outputs)),
             "resolver_calls": p.resolver_calls,
-            "arena_bytes": p.arena.bytes,
+            "arena_bytes": p.image_arena,
             "kernels": p.kernels,
             "commit": p.tree.commit,
             "probe": str(options.get("tflm_probe", "0")) == "1",
+            "dump": p.dump,
+            "dump_tensors": p.dump_tensors() if p.dump else [],
         }
 
     def templates(self, board: Board, options: dict[str, Any]) -> list[tuple[str, str]]:
@@ -198,8 +228,9 @@ class TflmApp:
                 "layers": [] if ctx["probe"] else [f"layer{op.index}" for op in g.operators],
                 "runs": ctx["run_reports"],
                 "metrics": ["arena_bytes", "arena_used_bytes"],
+                "tensors": [f"t{t['index']}" for t in ctx["dump_tensors"]],
             },
-            "arena_bytes": p.arena.bytes,
+            "arena_bytes": p.image_arena,
             "planned_arena_bytes": p.planned_arena,
             "tflm": {
                 "kernels": p.kernels,
@@ -207,8 +238,47 @@ class TflmApp:
                 "arena": p.arena.describe(),
                 "resolver": p.resolver_calls,
                 "probe": ctx["probe"],
+                "dump": [{k: t[k] for k in ("index", "operator", "dtype", "count")}
+                         for t in ctx["dump_tensors"]],
             },
         }
 
 
 register(TflmApp())
+
+
+def compare_tensors(app_info: dict[str, Any], vectors: dict[str, np.ndarray]
+                    ) -> list[dict[str, Any]]:
+    """Per operator: the output tensors a ``tflm_dump=1`` image reported for the first input set
+    against the wheel's interpreter with ``kPreserveAllTensors`` (the independent reference).
+    One row per operator: index, opcode, bytes compared, bytes that differ, the largest
+    difference in quantized steps."""
+    from tflite_micro import runtime
+
+    path = Path(app_info["model"]["path"])
+    graph = load_model(path)
+    src = app_info["input_source"]
+    runs = (random_inputs(graph, int(src["seed"]), int(src["count"])) if src["kind"] == "random"
+            else load_inputs(graph, src["path"]))
+    interp = runtime.Interpreter.from_file(
+        str(path), intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    for i, a in enumerate(runs[0]):
+        interp.set_input(a, i)
+    interp.invoke()
+    rows: dict[int, dict[str, Any]] = {}
+    for t in app_info["tflm"]["dump"]:
+        op = graph.operators[int(t["operator"])]
+        row = rows.setdefault(op.index, {"index": op.index, "opcode": op.opcode, "bytes": 0,
+                                         "differ": 0, "max_step": 0, "missing": 0})
+        ref = np.asarray(interp.GetTensor(int(t["index"]), 0)["tensor_data"]).reshape(-1)
+        got = vectors.get(f"t{t['index']}")
+        if got is None or got.size != ref.size:
+            row["missing"] += 1
+            continue
+        got = np.asarray(got).reshape(-1).astype(ref.dtype)
+        row["bytes"] += ref.nbytes
+        row["differ"] += int(np.count_nonzero(got.view(np.uint8) != ref.view(np.uint8)))
+        if ref.dtype.kind in "iu":
+            step = int(np.max(np.abs(got.astype(np.int64) - ref.astype(np.int64)), initial=0))
+            row["max_step"] = max(row["max_step"], step)
+    return [rows[k] for k in sorted(rows)]
