@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..boards import Board
-from ..quant import quantize_multiplier
 from .apps import int_list, register
+from .tflm_math import quantize_multiplier
 
 DEFAULT_SEED = 1234
 
