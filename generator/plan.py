@@ -72,8 +72,8 @@ RUNTIME_FLASH_BYTES = 16 * 1024
 #: Flash per layer for its generated task function and constant descriptors.
 PER_LAYER_FLASH_BYTES = 256
 #: Flash per output channel of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED for the
-#: requantization tables (an int32 multiplier and an int32 shift).
-QUANT_BYTES_PER_CHANNEL = 8
+#: channel records (int32 start, multiplier, add or shift, right shift).
+QUANT_BYTES_PER_CHANNEL = 16
 #: RAM besides the arena: 4 KiB of stack and 1 KiB of runtime state (console buffers,
 #: checkpoint bookkeeping, .data/.bss of the runtime).
 RUNTIME_RAM_BYTES = 4 * 1024 + 1024

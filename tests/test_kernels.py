@@ -54,6 +54,19 @@ def _conv_cases() -> list[Case]:
     conv((1, 24, 3, 1), 24, kernel=(16, 1), padding="VALID", activation="RELU")
     conv((1, 4, 4, 64), 16, kernel=(3, 3), padding="SAME", activation="RELU")
     conv((1, 5, 4, 7), 9, kernel=(2, 2), stride=(2, 2), padding="SAME")
+    conv((1, 5, 5, 16), 12, kernel=(3, 3), padding="SAME", activation="RELU")  # blocks of 2
+    conv((1, 3, 7, 28), 5, kernel=(3, 3), stride=(1, 2), padding="SAME")  # 252 B patches
+    conv((1, 6, 6, 20), 3, kernel=(1, 1), padding="VALID")  # pointwise read in place
+
+    def big_multiplier(groups: int) -> Callable[[ModelBuilder], object]:
+        def f(b: ModelBuilder) -> object:  # output LSB below the accumulator's: left shifts
+            x = b.input((1, 6, 6, 4))
+            return b.conv2d(x, 6, kernel=(3, 3), padding="SAME", groups=groups,
+                            out_q=QParams(x.q.scale * 0.00025, 3))
+        return f
+
+    c.append(("conv left shift (longhand requantization)", big_multiplier(1)))
+    c.append(("conv left shift, grouped", big_multiplier(2)))
     return c
 
 
@@ -79,6 +92,11 @@ def _dw_cases() -> list[Case]:
     dw((1, 11, 8, 6), kernel=(3, 3), stride=(2, 3), padding="VALID", dilation=(1, 2),
        depth_multiplier=2)
     dw((1, 4, 4, 1), kernel=(2, 2), padding="SAME", activation="RELU_N1_TO_1")
+
+    def big_multiplier(b: ModelBuilder) -> object:
+        x = b.input((1, 5, 5, 8))
+        return b.depthwise_conv2d(x, padding="SAME", out_q=QParams(x.q.scale * 0.00025, -7))
+    c.append(("dwconv left shift (longhand requantization)", big_multiplier))
     return c
 
 
@@ -102,6 +120,11 @@ def _fc_cases() -> list[Case]:
     fc((1, 50), 9, out_range=0.1)
     fc((1, 17), 13, activation="RELU_N1_TO_1")
     fc((1, 216), 12)
+
+    def big_multiplier(b: ModelBuilder) -> object:
+        x = b.input((1, 24))
+        return b.fully_connected(x, 5, out_q=QParams(x.q.scale * 0.00025, 2))
+    c.append(("fc left shift (longhand requantization)", big_multiplier))
     return c
 
 
@@ -386,6 +409,38 @@ def test_mismatch_is_detected(tmp_path: Path) -> None:
     model = build_host_model(path, tmp_path / "build")
     compared, mismatches = compare_loaded(model, other, seed=3, count=5)
     assert compared == 5 and mismatches
+
+
+# ---- requantization forms ---------------------------------------------------------------
+
+
+def test_requantization_forms_are_covered() -> None:
+    """The operator groups exercise both requantization forms (fast and TFLM's longhand) and
+    both activation-range forms, on the GEMM and the generic convolution paths."""
+    import tempfile
+
+    from generator.emit.lowering import lower_graph
+    from generator.model import load_model
+    from generator.plan import plan_model
+
+    summaries = []
+    with tempfile.TemporaryDirectory() as d:
+        for group in ("conv", "depthwise", "fully_connected"):
+            path = Path(d) / f"{group}.tflite"
+            _build_group(GROUPS[group](), seed=sum(map(ord, group)), path=path)
+            g = load_model(path)
+            layers = lower_graph(g, plan_model(g))
+            summaries += [(layer.opcode, layer.summary, "".join(
+                v for p in layer.params for f, v in p.fields if f == "full_range"))
+                for layer in layers]
+    for opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        mine = [s for s in summaries if s[0] == opcode]
+        assert any("fast requantization" in s[1] for s in mine), opcode
+        assert any("longhand requantization" in s[1] for s in mine), opcode
+        assert {s[2] for s in mine} == {"0", "1"}, opcode
+    conv = [s[1] for s in summaries if s[0] == "CONV_2D"]
+    assert any("GEMM x4" in s for s in conv) and any("GEMM x2" in s for s in conv)
+    assert any("generic" in s for s in conv)
 
 
 # ---- slow: random sweeps -------------------------------------------------------------------

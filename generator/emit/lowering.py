@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import schedule
 from ..errors import ModelError
 from ..ir import Graph, Operator, Tensor
 from ..plan import Plan
@@ -184,18 +185,22 @@ def _u16(ctx: _Ctx, name: str, v: int) -> str:
     return str(int(v))
 
 
-def _requant_arrays(ctx: _Ctx, mults: list[int], shifts: list[int]) -> tuple[str, str, str]:
-    """Emit multiplier/shift arrays; per_channel flag '0' when all channels share one pair."""
-    for s in shifts:
-        tm.check_shift(s, f"operator #{ctx.op.index}")
-    if len(set(zip(mults, shifts))) == 1:
-        mults, shifts = mults[:1], shifts[:1]
-        flag = "0"
-    else:
-        flag = "1"
-    m = ctx.array("mult", "int32_t", int_values(mults))
-    s = ctx.array("shift", "int32_t", int_values(shifts))
-    return flag, m, s
+def _chan_records(ctx: _Ctx, start: np.ndarray, mults: list[int], shifts: list[int],
+                  out_zp: int, weights_abs: np.ndarray, x_abs: int) -> tuple[str, str]:
+    """The channel records array ({start, mult, add | shift, rshift} per output channel) and
+    the rq_fast flag. start is the mathematical (unwrapped) accumulator start; the accumulator
+    bound is |start| + x_abs * sum |w| per channel."""
+    for sh in shifts:
+        tm.check_shift(sh, f"operator #{ctx.op.index}")
+    bounds = [abs(int(st)) + x_abs * int(wa) for st, wa in zip(start.tolist(), weights_abs)]
+    records, fast = tm.channel_records([int(v) for v in start.tolist()], mults, shifts, out_zp,
+                                       bounds)
+    name = ctx.array("chan", "int32_t", int_values(records), align=16)
+    return name, "1" if fast else "0"
+
+
+def _full_range(act_min: int, act_max: int) -> str:
+    return "1" if (act_min, act_max) == (-128, 127) else "0"
 
 
 def _bias(ctx: _Ctx, index: int, channels: int) -> np.ndarray:
@@ -206,10 +211,6 @@ def _bias(ctx: _Ctx, index: int, channels: int) -> np.ndarray:
         ctx.expect_dtype(b, "int32")
         return b.data.astype(np.int64).reshape(-1)
     return np.zeros(channels, dtype=np.int64)
-
-
-def _wrap32(a: np.ndarray) -> np.ndarray:
-    return ((a.astype(np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
 
 
 # ---- operators -----------------------------------------------------------------------------
@@ -231,15 +232,25 @@ def _conv(ctx: _Ctx) -> str:
     sx, zx = ctx.quant(x)
     sy, zy = ctx.quant(y)
     mults, shifts = tm.conv_multipliers(sx, w.quant.scale, sy, out_c)
-    flag, m, s = _requant_arrays(ctx, mults, shifts)
     bias = _bias(ctx, 2, out_c)
-    fsum = w.data.astype(np.int64).reshape(out_c, -1).sum(axis=1)
+    wmat = w.data.astype(np.int64).reshape(out_c, -1)
     in_off = -zx
-    bias_full = _wrap32(bias + in_off * fsum)
+    path = schedule.conv_path(in_c, fic, k_h, k_w)
+    k = k_h * k_w * fic
+    if path == schedule.CONV_GEMM:
+        k_stride = schedule.conv_k4(k_h, k_w, fic)
+        block = schedule.conv_block_pixels(k_stride)
+        start = bias + in_off * wmat.sum(axis=1)  # folded: padding reads the zero point
+        x_abs = 128
+    else:
+        k_stride, block = k, 0
+        start = bias  # the generic path adds the offset per tap
+        x_abs = 255
+    rows = np.zeros((out_c, k_stride), dtype=np.int64)
+    rows[:, :k] = wmat
     act_min, act_max = _act(ctx, y)
-    wname = ctx.array("w", "int8_t", int_values(w.data))
-    bname = ctx.array("bias", "int32_t", int_values(_wrap32(bias)))
-    bfname = ctx.array("bias_full", "int32_t", int_values(bias_full))
+    chan, fast = _chan_records(ctx, start, mults, shifts, zy, np.abs(wmat).sum(axis=1), x_abs)
+    wname = ctx.array("w", "int8_t", int_values(rows))
     pad_h = tm.padding_before(o["padding"], in_h, k_h, o["stride_h"], o["dilation_h"])
     pad_w = tm.padding_before(o["padding"], in_w, k_w, o["stride_w"], o["dilation_w"])
     u = lambda k, v: (k, _u16(ctx, k, v))  # noqa: E731
@@ -249,15 +260,19 @@ def _conv(ctx: _Ctx) -> str:
         u("k_h", k_h), u("k_w", k_w), u("filter_in_c", fic),
         u("stride_h", o["stride_h"]), u("stride_w", o["stride_w"]),
         u("dil_h", o["dilation_h"]), u("dil_w", o["dilation_w"]),
-        u("pad_h", pad_h), u("pad_w", pad_w), ("per_channel", flag),
+        u("pad_h", pad_h), u("pad_w", pad_w), u("k_stride", k_stride),
+        ("path", "SS_CONV_GEMM" if path == schedule.CONV_GEMM else "SS_CONV_GENERIC"),
+        ("block", str(block)), ("rq_fast", fast), ("full_range", _full_range(act_min, act_max)),
         ("input_offset", c_int(in_off)), ("output_offset", c_int(zy)),
         ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
-        ("filter", wname), ("bias", bname), ("bias_full", bfname), ("mult", m), ("shift", s),
+        ("filter", wname), ("chan", chan),
     ])
     ctx.kernels.add("ss_conv.c")
     ctx.body.append(f"ss_conv_s8(&{p}, {ctx.ptr(x, const=True)}, {ctx.ptr(y)});")
+    how = f"GEMM x{block}" if path == schedule.CONV_GEMM else "generic"
     return (f"{k_h}x{k_w}/{o['stride_h']}x{o['stride_w']} {o['padding']} "
-            f"{in_c}->{out_c} ch, {o['fused_activation']}")
+            f"{in_c}->{out_c} ch, {o['fused_activation']}; {how}, "
+            f"{'fast' if fast == '1' else 'longhand'} requantization")
 
 
 def _dwconv(ctx: _Ctx) -> str:
@@ -276,15 +291,15 @@ def _dwconv(ctx: _Ctx) -> str:
     sx, zx = ctx.quant(x)
     sy, zy = ctx.quant(y)
     mults, shifts = tm.conv_multipliers(sx, w.quant.scale, sy, out_c)
-    flag, m, s = _requant_arrays(ctx, mults, shifts)
     bias = _bias(ctx, 2, out_c)
-    fsum = w.data.astype(np.int64).reshape(-1, out_c).sum(axis=0)
+    taps = w.data.astype(np.int64).reshape(k_h * k_w, out_c)
     in_off = -zx
-    bias_full = _wrap32(bias + in_off * fsum)
+    start = bias + in_off * taps.sum(axis=0)
     act_min, act_max = _act(ctx, y)
-    wname = ctx.array("w", "int8_t", int_values(w.data))
-    bname = ctx.array("bias", "int32_t", int_values(_wrap32(bias)))
-    bfname = ctx.array("bias_full", "int32_t", int_values(bias_full))
+    chan, fast = _chan_records(ctx, start, mults, shifts, zy, np.abs(taps).sum(axis=0), 128)
+    # tap-major per channel chunk, the order the kernel reads (ss_dwconv.c)
+    chunks = [taps[:, a:b].reshape(-1) for a, b in schedule.dw_channel_groups(out_c, dm)]
+    wname = ctx.array("w", "int8_t", int_values(np.concatenate(chunks)))
     pad_h = tm.padding_before(o["padding"], in_h, k_h, o["stride_h"], o["dilation_h"])
     pad_w = tm.padding_before(o["padding"], in_w, k_w, o["stride_w"], o["dilation_w"])
     u = lambda k, v: (k, _u16(ctx, k, v))  # noqa: E731
@@ -294,15 +309,16 @@ def _dwconv(ctx: _Ctx) -> str:
         u("k_h", k_h), u("k_w", k_w),
         u("stride_h", o["stride_h"]), u("stride_w", o["stride_w"]),
         u("dil_h", o["dilation_h"]), u("dil_w", o["dilation_w"]),
-        u("pad_h", pad_h), u("pad_w", pad_w), ("per_channel", flag),
+        u("pad_h", pad_h), u("pad_w", pad_w),
+        ("rq_fast", fast), ("full_range", _full_range(act_min, act_max)),
         ("input_offset", c_int(in_off)), ("output_offset", c_int(zy)),
         ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
-        ("filter", wname), ("bias", bname), ("bias_full", bfname), ("mult", m), ("shift", s),
+        ("filter", wname), ("chan", chan),
     ])
     ctx.kernels.add("ss_dwconv.c")
     ctx.body.append(f"ss_dwconv_s8(&{p}, {ctx.ptr(x, const=True)}, {ctx.ptr(y)});")
     return (f"{k_h}x{k_w}/{o['stride_h']}x{o['stride_w']} {o['padding']} {in_c} ch x{dm}, "
-            f"{o['fused_activation']}")
+            f"{o['fused_activation']}; {'fast' if fast == '1' else 'longhand'} requantization")
 
 
 def _fc(ctx: _Ctx) -> str:
@@ -325,22 +341,22 @@ def _fc(ctx: _Ctx) -> str:
             raise ctx.fail("has int8 weights with a non-zero zero point (TFLM requires 0)")
         m0, s0 = tm.fc_per_tensor_multiplier(sx, w.quant.scale[0], sy)
         mults, shifts = [m0] * out_c, [s0] * out_c
-    flag, m, s = _requant_arrays(ctx, mults, shifts)
-    wdata = w.data.reshape(w.shape[0], depth)[:out_c]
+    wdata = w.data.reshape(w.shape[0], depth)[:out_c].astype(np.int64)
     bias = _bias(ctx, 2, out_c)[:out_c]
-    bias_full = _wrap32(bias + (-zx) * wdata.astype(np.int64).sum(axis=1))
+    start = bias + (-zx) * wdata.sum(axis=1)
     act_min, act_max = _act(ctx, y)
+    chan, fast = _chan_records(ctx, start, mults, shifts, zy, np.abs(wdata).sum(axis=1), 128)
     wname = ctx.array("w", "int8_t", int_values(wdata))
-    bfname = ctx.array("bias_full", "int32_t", int_values(bias_full))
     p = ctx.param("ss_fc_params_t", [
         ("batches", f"{batches}u"), ("accum_depth", f"{depth}u"), ("out_c", f"{out_c}u"),
-        ("per_channel", flag), ("output_offset", c_int(zy)),
-        ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
-        ("weights", wname), ("bias_full", bfname), ("mult", m), ("shift", s),
+        ("rq_fast", fast), ("full_range", _full_range(act_min, act_max)),
+        ("output_offset", c_int(zy)), ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
+        ("weights", wname), ("chan", chan),
     ])
     ctx.kernels.add("ss_fc.c")
     ctx.body.append(f"ss_fc_s8(&{p}, {ctx.ptr(x, const=True)}, {ctx.ptr(y)});")
-    return f"{depth}->{out_c} x{batches}, {ctx.op.options.get('fused_activation', 'NONE')}"
+    return (f"{depth}->{out_c} x{batches}, {ctx.op.options.get('fused_activation', 'NONE')}; "
+            f"{'fast' if fast == '1' else 'longhand'} requantization")
 
 
 def _pool(ctx: _Ctx) -> str:
@@ -537,6 +553,14 @@ def _reshape(ctx: _Ctx) -> str:
     x, y = ctx.tin(0), ctx.tout()
     if x.nbytes != y.nbytes:
         raise ctx.fail(f"changes the size {x.shape} -> {y.shape}")
+    try:
+        same = ctx.plan.allocation(x.index).offset == ctx.plan.allocation(y.index).offset
+    except KeyError:
+        same = False
+    if same:  # the plan aliases the output to the input: nothing to move
+        ctx.body.append(f"/* output aliases the input (arena offset "
+                        f"{ctx.plan.allocation(y.index).offset}): nothing to copy */")
+        return f"{x.shape} -> {y.shape}, aliased"
     ctx.kernels.add("ss_copy.c")
     ctx.body.append(f"ss_copy({ctx.ptr(x, 'uint8_t', const=True)}, {ctx.ptr(y, 'uint8_t')}, "
                     f"{y.nbytes}u);")

@@ -309,3 +309,60 @@ def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int,
     s = min(s, 31 + shift)
     mult = (mult << s) // count
     return int(mult), shift - s
+
+
+# ---- requantization records ----------------------------------------------------------------
+
+
+def fast_requant_ok(mult: int, shift: int, out_zp: int, acc_bound: int) -> bool:
+    """Whether the kernels' fast requantization (``ss_rq_fast`` in ss_fixedpoint.h) equals
+    ``mbqm(acc, mult, shift) + out_zp`` for every accumulator with ``|acc| <= acc_bound``.
+
+    The fast form computes ``v = (2 acc * mult + 2^31) >> 32`` (SMMULR) and
+    ``(v + add + (v >> 31)) >> r`` with ``r = -shift`` and ``add = (2 out_zp + 1) << (r - 1)``.
+    It is exact when the right shift is at least 1 (``left`` shift 0), ``2 acc`` fits int32 (no
+    wrap before the multiply, so the doubling high multiply is the rounded high word) and the
+    sums stay inside int32: ``|v| <= acc_bound + 1``."""
+    if mult < 0 or shift > -1 or shift < -31:
+        return False
+    if 2 * acc_bound >= 1 << 31:
+        return False
+    r = -shift
+    add = (2 * out_zp + 1) << (r - 1)
+    return acc_bound + 2 + abs(add) < (1 << 31)
+
+
+def fast_record(start: int, mult: int, shift: int, out_zp: int, acc_bound: int
+                ) -> list[int] | None:
+    """The fast channel record ``{start, mult, add, rshift}``, or None if the fast form is not
+    exact for this channel. A channel whose right shift is so large that every accumulator
+    within the bound rounds to 0 (``|SRDHM(acc, mult)| <= acc_bound < 2^(r-1)``, so TFLM gives
+    exactly ``out_zp``) gets the constant record ``{start, 0, 2 out_zp + 1, 1}``: ``v = 0`` and
+    ``(2 out_zp + 1) >> 1 = out_zp``. A channel whose weights are all zero (``acc_bound ==
+    |start|``: the accumulator is always ``start``) gets its constant output the same way."""
+    if acc_bound == abs(start):
+        c = min(max(wrap32(mbqm(wrap32(start), mult, shift) + out_zp), -128), 127)
+        return [0, 0, 2 * c + 1, 1]
+    if fast_requant_ok(mult, shift, out_zp, acc_bound):
+        r = -shift
+        return [wrap32(start), mult, (2 * out_zp + 1) << (r - 1), r]
+    if mult >= 0 and -31 <= shift <= -1 and acc_bound < (1 << (-shift - 1)):
+        return [wrap32(start), 0, 2 * out_zp + 1, 1]
+    return None
+
+
+def channel_records(start: list[int], mults: list[int], shifts: list[int], out_zp: int,
+                    acc_bounds: list[int]) -> tuple[list[int], bool]:
+    """Per output channel ``{start, mult, add | shift, rshift}`` (flattened) and whether the
+    fast form holds for every channel (then :func:`fast_record`'s; else TFLM's ``shift``, 0)."""
+    fast = [fast_record(st, m, s, out_zp, b)
+            for st, m, s, b in zip(start, mults, shifts, acc_bounds)]
+    records: list[int] = []
+    if all(r is not None for r in fast):
+        for r in fast:
+            assert r is not None
+            records += r
+        return records, True
+    for st, m, s in zip(start, mults, shifts):
+        records += [wrap32(st), m, s, 0]
+    return records, False

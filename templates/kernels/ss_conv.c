@@ -2,110 +2,44 @@
  *
  * The accumulator of an output is sum(filter * (input + input_offset)) + bias. With the folded
  * bias (bias + input_offset * sum(filter), prepared by the generator) it is
- * sum(filter * input) + bias_full, equal modulo 2^32, so the inner loops are plain int8 dot
- * products. Padding must then contribute filter * (-input_offset): patches are gathered
- * (im2col) with the input zero point in the padding, which makes every pixel "interior".
+ * sum(filter * input) + folded bias, equal modulo 2^32, so the inner loops are plain int8 dot
+ * products; padding must then contribute filter * (-input_offset), so patches are gathered with
+ * the input zero point in the padding, which makes every pixel "interior".
  *
- * Paths (same results):
- *   - 1x1 filters (any stride): the input pixel is the patch, nothing is copied;
- *   - patches up to SS_CONV_PATCH_MAX bytes (groups == 1): gathered into a stack buffer;
- *   - anything else: taps clipped to the image, the offset added per tap (TFLM's loop order).
- * The first two compute 2 pixels x 2 output channels per inner loop (4 accumulators sharing
- * the loads). */
+ * GEMM path (groups == 1, block * k_stride <= SS_CONV_COL_ELEMS): output pixels in blocks of
+ * p->block. For each block every patch is gathered into a stack buffer first, then every output
+ * channel of the block is computed and written, channel after channel. generator/schedule.py
+ * relies on exactly this order (all reads of a block before its writes, blocks in pixel order)
+ * when it lets the output overlap the input. On DSP cores the buffer holds the patches sign-
+ * extended to halfword pairs (SXTB16 order: bytes 0,2 then 1,3 of every word, pixel after pixel
+ * per word), so the inner loop is one filter word, two SXTB16 and two SMLAD per pixel (hand-
+ * scheduled assembly for blocks of 4 and 2 pixels); elsewhere (SS_SIMD=0, Cortex-M0) it holds
+ * the bytes and the loop is scalar.
+ *
+ * Generic path (grouped convolution, patches too long for the buffer): taps clipped to the
+ * image, the offset added per tap (TFLM's loop order); the channel record starts at the plain
+ * bias. It never runs in place. */
+#include <string.h>
+
 #include "ss_fixedpoint.h"
 #include "ss_kernels.h"
 #include "ss_kutil.h"
 
-#ifndef SS_CONV_PATCH_MAX
-#define SS_CONV_PATCH_MAX 256
+#if SS_SIMD && defined(__ARM_FEATURE_DSP) && !defined(SS_NO_ASM)
+#define SS_CONV_ASM 1
+#else
+#define SS_CONV_ASM 0
 #endif
 
-/* All output channels of two pixels whose patches (k bytes each) are at x0 and x1 (x1 may equal
- * x0 when there is only one pixel left; o1 is then NULL). */
-static void ss_conv_pixels(const ss_conv_params_t *p, const int8_t *x0, const int8_t *x1, int k,
-                           int8_t *o0, int8_t *o1) {
-    const int out_c = p->out_c;
-    const int8_t *w = p->filter;
-    const int32_t *bias = p->bias_full;
-    const int32_t *mult = p->mult;
-    const int32_t *shift = p->shift;
-    const int32_t out_off = p->output_offset;
-    const int32_t act_min = p->act_min, act_max = p->act_max;
-    const int pc = p->per_channel ? 1 : 0;
-    int oc = 0;
-    for (; oc + 1 < out_c; oc += 2) {
-        const int8_t *w0 = w + oc * k;
-        const int8_t *w1 = w0 + k;
-        int32_t acc[4] = {bias[oc], bias[oc + 1], bias[oc], bias[oc + 1]};
-        ss_mac_2x2_s8(x0, x1, w0, w1, k, acc);
-        const int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-        const int32_t m0 = mult[oc * pc], s0 = shift[oc * pc];
-        const int32_t m1 = mult[(oc + 1) * pc], s1 = shift[(oc + 1) * pc];
-        o0[oc] = ss_requant_s8(a00, m0, s0, out_off, act_min, act_max);
-        o0[oc + 1] = ss_requant_s8(a01, m1, s1, out_off, act_min, act_max);
-        if (o1 != 0) {
-            o1[oc] = ss_requant_s8(a10, m0, s0, out_off, act_min, act_max);
-            o1[oc + 1] = ss_requant_s8(a11, m1, s1, out_off, act_min, act_max);
-        }
-    }
-    if (oc < out_c) {
-        const int8_t *w0 = w + oc * k;
-        const int32_t a0 = ss_dot_s8(x0, w0, k, bias[oc]);
-        const int32_t a1 = ss_dot_s8(x1, w0, k, bias[oc]);
-        o0[oc] = ss_requant_s8(a0, mult[oc * pc], shift[oc * pc], out_off, act_min, act_max);
-        if (o1 != 0) {
-            o1[oc] = ss_requant_s8(a1, mult[oc * pc], shift[oc * pc], out_off, act_min, act_max);
-        }
-    }
-}
+/* ---- the generic path --------------------------------------------------------------------- */
 
-/* Gather the patch of output pixel (oy, ox) into col, the zero point in the padding. */
-static void ss_conv_patch(const ss_conv_params_t *p, const int8_t *in_b, int oy, int ox,
-                          int8_t *col) {
-    const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
-    const int k_h = p->k_h, k_w = p->k_w;
-    const int8_t zp = (int8_t)(-p->input_offset);
-    const int iy0 = oy * p->stride_h - p->pad_h;
-    const int ix0 = ox * p->stride_w - p->pad_w;
-    for (int ky = 0; ky < k_h; ky++) {
-        const int iy = iy0 + ky * p->dil_h;
-        if (iy < 0 || iy >= in_h) {
-            for (int i = 0; i < k_w * in_c; i++) {
-                col[i] = zp;
-            }
-            col += k_w * in_c;
-            continue;
-        }
-        const int8_t *row = in_b + iy * in_w * in_c;
-        for (int kx = 0; kx < k_w; kx++) {
-            const int ix = ix0 + kx * p->dil_w;
-            if (ix < 0 || ix >= in_w) {
-                for (int c = 0; c < in_c; c++) {
-                    col[c] = zp;
-                }
-            } else {
-                const int8_t *src = row + ix * in_c;
-                for (int c = 0; c < in_c; c++) {
-                    col[c] = src[c];
-                }
-            }
-            col += in_c;
-        }
-    }
-}
-
-/* The general path: taps clipped to the image, TFLM's arithmetic per tap. */
 static void ss_conv_generic(const ss_conv_params_t *p, const int8_t *input, int8_t *output) {
     const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
     const int out_h = p->out_h, out_w = p->out_w, out_c = p->out_c;
     const int k_h = p->k_h, k_w = p->k_w, fic = p->filter_in_c;
     const int groups = in_c / fic;
     const int per_group = out_c / groups;
-    const int filter_stride = k_h * k_w * fic;
     const int32_t in_off = p->input_offset;
-    const int32_t out_off = p->output_offset;
-    const int32_t act_min = p->act_min, act_max = p->act_max;
-    const int pc = p->per_channel ? 1 : 0;
     for (int b = 0; b < p->batches; b++) {
         const int8_t *in_b = input + b * in_h * in_w * in_c;
         for (int oy = 0; oy < out_h; oy++) {
@@ -119,7 +53,8 @@ static void ss_conv_generic(const ss_conv_params_t *p, const int8_t *input, int8
                 int8_t *out = output + ((b * out_h + oy) * out_w + ox) * out_c;
                 for (int oc = 0; oc < out_c; oc++) {
                     const int g = oc / per_group;
-                    const int8_t *f0 = p->filter + oc * filter_stride;
+                    const int8_t *f0 = p->filter + oc * p->k_stride;
+                    const int32_t *rec = p->chan + 4 * oc;
                     int32_t acc = 0;
                     for (int ky = ky0; ky < ky1; ky++) {
                         const int8_t *xr = in_b + (iy0 + ky * p->dil_h) * in_w * in_c + g * fic;
@@ -128,56 +63,306 @@ static void ss_conv_generic(const ss_conv_params_t *p, const int8_t *input, int8
                             acc = ss_dot_off_s8(x, f0 + (ky * k_w + kx) * fic, fic, in_off, acc);
                         }
                     }
-                    acc += p->bias[oc];
-                    out[oc] = ss_requant_s8(acc, p->mult[oc * pc], p->shift[oc * pc], out_off,
-                                            act_min, act_max);
+                    acc = ss_wadd(acc, rec[0]);
+                    out[oc] = ss_rq(acc, rec, p->rq_fast, p->full_range, p->output_offset,
+                                    p->act_min, p->act_max);
                 }
             }
         }
     }
 }
 
-void ss_conv_s8(const ss_conv_params_t *p, const int8_t *input, int8_t *output) {
+/* ---- gathering patches -------------------------------------------------------------------- */
+
+/* The patch of output pixel (oy, ox) as k_stride bytes at dst: taps in filter order (ky, kx,
+ * channel), the input zero point where a tap lies outside the image, zeros in the tail. */
+static void ss_conv_gather(const ss_conv_params_t *p, const int8_t *in_b, int oy, int ox,
+                           int8_t *dst) {
     const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
-    const int out_h = p->out_h, out_w = p->out_w, out_c = p->out_c;
-    const int k = p->k_h * p->k_w * p->filter_in_c;
-    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->filter_in_c == in_c;
-    if (!pointwise && (p->filter_in_c != in_c || k > SS_CONV_PATCH_MAX)) {
-        ss_conv_generic(p, input, output);
+    const int k_h = p->k_h, k_w = p->k_w;
+    const int row_bytes = k_w * in_c;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    const int iy0 = oy * p->stride_h - p->pad_h;
+    const int ix0 = ox * p->stride_w - p->pad_w;
+    const int x_inside = p->dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
+    int8_t *d = dst;
+    for (int ky = 0; ky < k_h; ky++) {
+        const int iy = iy0 + ky * p->dil_h;
+        if (iy < 0 || iy >= in_h) {
+            memset(d, zp, (size_t)row_bytes);
+        } else if (x_inside) {
+            memcpy(d, in_b + (iy * in_w + ix0) * in_c, (size_t)row_bytes);
+        } else {
+            const int8_t *row = in_b + iy * in_w * in_c;
+            for (int kx = 0; kx < k_w; kx++) {
+                const int ix = ix0 + kx * p->dil_w;
+                if (ix < 0 || ix >= in_w) {
+                    memset(d + kx * in_c, zp, (size_t)in_c);
+                } else {
+                    memcpy(d + kx * in_c, row + ix * in_c, (size_t)in_c);
+                }
+            }
+        }
+        d += row_bytes;
+    }
+    for (int k = k_h * row_bytes; k < p->k_stride; k++) {
+        dst[k] = 0;
+    }
+}
+
+#if SS_SIMD
+/* Sign-extend the k_stride bytes at src into slot i of a block's halfword-pair buffer. */
+static inline void ss_conv_expand(const int8_t *src, int k_stride, int block, int i,
+                                  uint32_t *col) {
+    uint32_t *c = col + 2 * i;
+    const int step = 2 * block;
+    for (int k = 0; k < k_stride; k += 4) {
+        const uint32_t w = ss_read4(src + k);
+        c[0] = ss_sxtb16(w);
+        c[1] = ss_sxtb16_ror8(w);
+        c += step;
+    }
+}
+#endif
+
+/* ---- the multiply-accumulate kernels: acc[i] += patch_i . filter row ----------------------- */
+
+#if SS_SIMD
+/* acc[i] += patch_i . filter row for the block's pixels (the host's emulated SXTB16/SMLAD on
+ * the host; the reference for the assembly below). */
+static inline void ss_mk(const uint32_t *col, const int8_t *w, int quads, int block,
+                         int32_t *acc) {
+    for (int q = 0; q < quads; q++) {
+        const uint32_t fw = ss_read4(w + 4 * q);
+        const uint32_t fe = ss_sxtb16(fw), fo = ss_sxtb16_ror8(fw);
+        for (int i = 0; i < block; i++) {
+            acc[i] = ss_smlad(col[0], fe, acc[i]);
+            acc[i] = ss_smlad(col[1], fo, acc[i]);
+            col += 2;
+        }
+    }
+}
+#endif
+
+#if SS_CONV_ASM
+/* Whole blocks (n == block) with the fast requantization and the full int8 range, in assembly:
+ * every output channel of a block of 4 (2) pixels. Per filter word: LDR, LDM of the pixels'
+ * halfword pairs, two SXTB16, eight (four) SMLAD; per output: LSL, SMMULR, ADD, ADD, ASR, SSAT
+ * (ss_rq_fast, ss_sat8), STRB. Same arithmetic as ss_mk + ss_rq. */
+typedef struct {
+    const uint32_t *col; /* 0: the block's halfword pairs */
+    int32_t k_stride;    /* 4: filter row bytes (a multiple of 4) */
+    int32_t out_c;       /* 8: output channels = bytes between the block's output pixels */
+    const int32_t *rec;  /* 12: channel records */
+    int8_t *out;         /* 16: output of the block's first pixel, channel 0 */
+    const int8_t *w;     /* 20: filter */
+    int32_t channels;    /* 24: channels to compute (>= 1) */
+} ss_blk_args_t;
+void ss_conv_blk4_ff(const ss_blk_args_t *a);
+void ss_conv_blk2_ff(const ss_blk_args_t *a);
+
+#define SS_ASM_RQ(A)                            \
+    "lsl " A ", " A ", #1\n\t"                  \
+    "smmulr " A ", " A ", r5\n\t"               \
+    "add r4, r6, " A ", asr #31\n\t"            \
+    "add " A ", " A ", r4\n\t"                  \
+    "asr " A ", " A ", r7\n\t"                  \
+    "ssat " A ", #8, " A "\n\t"
+#define SS_ASM_Q4                               \
+    "ldr r8, [r11], #4\n\t"                     \
+    "ldmia r10!, {r4, r5, r6, r7}\n\t"          \
+    "sxtb16 r9, r8\n\t"                         \
+    "sxtb16 r8, r8, ror #8\n\t"                 \
+    "smlad r0, r4, r9, r0\n\t"                  \
+    "smlad r0, r5, r8, r0\n\t"                  \
+    "smlad r1, r6, r9, r1\n\t"                  \
+    "smlad r1, r7, r8, r1\n\t"                  \
+    "ldmia r10!, {r4, r5, r6, r7}\n\t"          \
+    "smlad r2, r4, r9, r2\n\t"                  \
+    "smlad r2, r5, r8, r2\n\t"                  \
+    "smlad r3, r6, r9, r3\n\t"                  \
+    "smlad r3, r7, r8, r3\n\t"
+#define SS_ASM_Q2                               \
+    "ldr r8, [r11], #4\n\t"                     \
+    "ldmia r10!, {r4, r5, r6, r7}\n\t"          \
+    "sxtb16 r9, r8\n\t"                         \
+    "sxtb16 r8, r8, ror #8\n\t"                 \
+    "smlad r0, r4, r9, r0\n\t"                  \
+    "smlad r0, r5, r8, r0\n\t"                  \
+    "smlad r1, r6, r9, r1\n\t"                  \
+    "smlad r1, r7, r8, r1\n\t"
+/* Registers: r0-r3 accumulators, r4-r7 pixel pairs (then mult/add/rshift), r8/r9 filter halves,
+ * r10 col, r11 filter, r12 end of the filter row, lr channels left; [sp] holds col, k_stride,
+ * out_c, rec, out. */
+#define SS_ASM_BLOCK_FN(NAME, QUAD, INIT, STORES)                                                \
+    __asm__(".pushsection .text." #NAME ",\"ax\",%progbits\n\t"                                 \
+            ".syntax unified\n\t"                                                                \
+            ".thumb\n\t"                                                                         \
+            ".p2align 2\n\t"                                                                     \
+            ".global " #NAME "\n\t"                                                              \
+            ".hidden " #NAME "\n\t"                                                              \
+            ".thumb_func\n\t"                                                                    \
+            ".type " #NAME ", %function\n" #NAME ":\n\t"                                         \
+            "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                                    \
+            "sub sp, sp, #20\n\t"                                                                \
+            "ldmia r0, {r1, r2, r3, r4, r5, r6, r7}\n\t"                                         \
+            "stmia sp, {r1, r2, r3, r4, r5}\n\t"                                                 \
+            "mov r11, r6\n\t"                                                                    \
+            "mov lr, r7\n"                                                                       \
+            "1:\n\t"                                                                             \
+            "ldr r10, [sp, #0]\n\t"                                                              \
+            "ldr r5, [sp, #4]\n\t"                                                               \
+            "ldr r4, [sp, #12]\n\t"                                                              \
+            "add r12, r11, r5\n\t"                                                               \
+            "ldr r0, [r4]\n\t"                                                                   \
+            INIT                                                                                 \
+            "tst r5, #4\n\t"                                                                     \
+            "beq 2f\n\t"                                                                         \
+            QUAD                                                                                 \
+            "cmp r11, r12\n\t"                                                                   \
+            "beq 3f\n"                                                                           \
+            "2:\n\t"                                                                             \
+            QUAD QUAD                                                                            \
+            "cmp r11, r12\n\t"                                                                   \
+            "bne 2b\n"                                                                           \
+            "3:\n\t"                                                                             \
+            "ldr r8, [sp, #12]\n\t"                                                              \
+            "ldmia r8!, {r4, r5, r6, r7}\n\t"                                                    \
+            "str r8, [sp, #12]\n\t"                                                              \
+            "ldr r8, [sp, #16]\n\t"                                                              \
+            "ldr r9, [sp, #8]\n\t"                                                               \
+            STORES                                                                               \
+            "add r8, r8, #1\n\t"                                                                 \
+            "str r8, [sp, #16]\n\t"                                                              \
+            "subs lr, lr, #1\n\t"                                                                \
+            "bne 1b\n\t"                                                                         \
+            "add sp, sp, #20\n\t"                                                                \
+            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"                                     \
+            ".size " #NAME ", . - " #NAME "\n\t"                                                 \
+            ".popsection\n")
+
+SS_ASM_BLOCK_FN(ss_conv_blk4_ff, SS_ASM_Q4,
+                "mov r1, r0\n\tmov r2, r0\n\tmov r3, r0\n\t",
+                SS_ASM_RQ("r0") "strb r0, [r8]\n\t"
+                SS_ASM_RQ("r1") "strb r1, [r8, r9]\n\t"
+                "add r10, r8, r9, lsl #1\n\t"
+                SS_ASM_RQ("r2") "strb r2, [r10]\n\t"
+                SS_ASM_RQ("r3") "strb r3, [r10, r9]\n\t");
+SS_ASM_BLOCK_FN(ss_conv_blk2_ff, SS_ASM_Q2,
+                "mov r1, r0\n\t",
+                SS_ASM_RQ("r0") "strb r0, [r8]\n\t"
+                SS_ASM_RQ("r1") "strb r1, [r8, r9]\n\t");
+#endif
+
+/* ---- the GEMM path ------------------------------------------------------------------------ */
+
+/* All output channels of one block: n valid pixels of block (the others are scratch). */
+static inline void ss_conv_block(const ss_conv_params_t *p, const void *col, int n, int8_t *out,
+                                 int fast, int full) {
+    const int out_c = p->out_c, block = p->block;
+#if SS_CONV_ASM
+    if (fast && full && n == block) {
+        const ss_blk_args_t args = {(const uint32_t *)col, p->k_stride, out_c, p->chan, out,
+                                    p->filter, out_c};
+        if (block == 4) {
+            ss_conv_blk4_ff(&args);
+        } else {
+            ss_conv_blk2_ff(&args);
+        }
         return;
     }
-    int8_t col[2][SS_CONV_PATCH_MAX];
-    const int pixels = out_h * out_w;
+#endif
+    const int k_stride = p->k_stride;
+    const int8_t *w = p->filter;
+    const int32_t *rec = p->chan;
+    const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    for (int oc = 0; oc < out_c; oc++) {
+        int32_t acc[4] = {rec[0], rec[0], rec[0], rec[0]};
+#if SS_SIMD
+        ss_mk((const uint32_t *)col, w, k_stride >> 2, block, acc);
+#else
+        const int k = p->k_h * p->k_w * p->filter_in_c;
+        const int8_t *c8 = (const int8_t *)col;
+        for (int i = 0; i < block; i++) {
+            acc[i] = ss_dot_s8(c8 + i * k_stride, w, k, acc[i]);
+        }
+#endif
+        for (int i = 0; i < n; i++) {
+            out[i * out_c] = ss_rq(acc[i], rec, fast, full, zp, lo, hi);
+        }
+        out++;
+        w += k_stride;
+        rec += 4;
+    }
+}
+
+static inline void ss_conv_gemm(const ss_conv_params_t *p, const int8_t *input, int8_t *output,
+                                int fast, int full) {
+    const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
+    const int out_w = p->out_w, out_c = p->out_c;
+    const int block = p->block, k_stride = p->k_stride;
+    const int pixels = p->out_h * out_w;
+    /* 1x1 filters over whole words read the pixel in place */
+    const int direct = p->k_h == 1 && p->k_w == 1 && (in_c & 3) == 0;
+#if SS_SIMD
+    uint32_t col[SS_CONV_COL_ELEMS / 2];
+    int8_t patch[SS_CONV_COL_ELEMS / 2];
+#else
+    int8_t col[SS_CONV_COL_ELEMS];
+#endif
     for (int b = 0; b < p->batches; b++) {
         const int8_t *in_b = input + b * in_h * in_w * in_c;
         int8_t *out_b = output + b * pixels * out_c;
         int oy = 0, ox = 0;
-        for (int px = 0; px < pixels; px += 2) {
-            const int two = px + 1 < pixels;
-            const int oy1 = ox + 1 < out_w ? oy : oy + 1;
-            const int ox1 = ox + 1 < out_w ? ox + 1 : 0;
-            const int8_t *x0;
-            const int8_t *x1;
-            if (pointwise) {
-                x0 = in_b + (oy * p->stride_h * in_w + ox * p->stride_w) * in_c;
-                x1 = two ? in_b + (oy1 * p->stride_h * in_w + ox1 * p->stride_w) * in_c : x0;
-            } else {
-                ss_conv_patch(p, in_b, oy, ox, col[0]);
-                if (two) {
-                    ss_conv_patch(p, in_b, oy1, ox1, col[1]);
+        (void)direct;
+        for (int px = 0; px < pixels; px += block) {
+            const int n = pixels - px < block ? pixels - px : block;
+            const int8_t *src = in_b;
+            for (int i = 0; i < block; i++) {
+                /* slots past the last pixel repeat it (computed, never stored) */
+#if SS_SIMD
+                if (i < n) {
+                    if (direct) {
+                        src = in_b + (oy * p->stride_h * in_w + ox * p->stride_w) * in_c;
+                    } else {
+                        ss_conv_gather(p, in_b, oy, ox, patch);
+                        src = patch;
+                    }
+                    if (++ox == out_w) {
+                        ox = 0;
+                        oy++;
+                    }
                 }
-                x0 = col[0];
-                x1 = two ? col[1] : col[0];
+                ss_conv_expand(src, k_stride, block, i, col);
+#else
+                int8_t *slot = col + i * k_stride;
+                if (i < n) {
+                    if (direct) {
+                        src = in_b + (oy * p->stride_h * in_w + ox * p->stride_w) * in_c;
+                        memcpy(slot, src, (size_t)k_stride);
+                    } else {
+                        ss_conv_gather(p, in_b, oy, ox, slot);
+                    }
+                    if (++ox == out_w) {
+                        ox = 0;
+                        oy++;
+                    }
+                } else {
+                    memcpy(slot, col + (n - 1) * k_stride, (size_t)k_stride);
+                }
+#endif
             }
-            ss_conv_pixels(p, x0, x1, k, out_b + px * out_c,
-                           two ? out_b + (px + 1) * out_c : (int8_t *)0);
-            /* advance two pixels */
-            oy = oy1;
-            ox = ox1 + 1;
-            if (ox >= out_w) {
-                ox = 0;
-                oy++;
-            }
+            ss_conv_block(p, col, n, out_b + px * out_c, fast, full);
         }
+    }
+}
+
+void ss_conv_s8(const ss_conv_params_t *p, const int8_t *input, int8_t *output) {
+    if (p->path != SS_CONV_GEMM) {
+        ss_conv_generic(p, input, output);
+    } else if (p->rq_fast && p->full_range) {
+        ss_conv_gemm(p, input, output, 1, 1);
+    } else {
+        ss_conv_gemm(p, input, output, p->rq_fast, p->full_range);
     }
 }

@@ -66,4 +66,52 @@ static inline int8_t ss_requant_s8(int32_t acc, int32_t multiplier, int32_t shif
     return (int8_t)ss_clamp(ss_mbqm(acc, multiplier, shift) + out_zp, act_min, act_max);
 }
 
+/* (a * b + 2^31) >> 32: the rounded high word of the 64-bit product (one SMMULR on DSP cores). */
+static inline int32_t ss_smmulr(int32_t a, int32_t b) {
+#if defined(__ARM_FEATURE_DSP)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * (int64_t)b + (1ll << 31)) >> 32);
+#endif
+}
+
+/* Clamp to [-128, 127] (one SSAT where the core has it). */
+static inline int32_t ss_sat8(int32_t v) {
+#if defined(__ARM_FEATURE_SAT)
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return ss_clamp(v, -128, 127);
+#endif
+}
+
+/* The fast form of ss_mbqm(acc, mult, shift) + out_zp for shift <= -1, used where the generator
+ * has proved it exact (tflm_math.fast_requant): |acc| < 2^30 and no int32 overflow below.
+ * With rshift = -shift and add = (2 * out_zp + 1) << (rshift - 1):
+ *   SaturatingRoundingDoublingHighMul(acc, mult) = smmulr(2 * acc, mult)  (exact, no saturation)
+ *   RoundingDivideByPOT(v, r) + zp = (v + 2^(r-1) - (v < 0) + zp * 2^r) >> r
+ * (ties away from zero; the (v >> 31) term is -1 exactly for negative v). */
+static inline int32_t ss_rq_fast(int32_t acc, int32_t mult, int32_t add, int32_t rshift) {
+    const int32_t v = ss_smmulr((int32_t)((uint32_t)acc << 1), mult);
+    return (v + add + (v >> 31)) >> rshift;
+}
+
+/* Requantize with a channel record {start, mult, add | shift, rshift} (ss_kernels.h): the fast
+ * form when fast (the record holds add), TFLM's longhand otherwise (the record holds the shift);
+ * then the activation range ([-128, 127] when full). fast and full are constants at every call
+ * site, so each kernel instantiates its loops per mode. */
+static inline int8_t ss_rq(int32_t acc, const int32_t *rec, int fast, int full, int32_t out_zp,
+                           int32_t act_min, int32_t act_max) {
+    int32_t v = fast ? ss_rq_fast(acc, rec[1], rec[2], rec[3])
+                     : ss_wadd(ss_mbqm(acc, rec[1], rec[2]), out_zp);
+    v = ss_sat8(v);
+    if (!full) {
+        v = ss_clamp(v, act_min, act_max);
+    }
+    return (int8_t)v;
+}
+
 #endif

@@ -9,22 +9,35 @@
 
 #include <stdint.h>
 
+/* Per output channel, CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED take a record of four int32
+ * ("chan", [channels][4]): {start, mult, add | shift, rshift}. start is the accumulator's
+ * initial value (the bias with the input offset folded in: bias + input_offset * sum of the
+ * channel's weights; the plain bias on CONV_2D's generic path). With rq_fast the requantization
+ * is ss_rq_fast(acc, mult, add, rshift), else TFLM's ss_mbqm(acc, mult, shift) + output_offset
+ * (see ss_fixedpoint.h); the generator decides, per layer, where the fast form is exact. */
+
 /* ---- CONV_2D (int8 activations, int8 weights OHWI, int32 bias, per-channel requant) -------- */
+#define SS_CONV_GEMM 0u    /* patches of `block` output pixels gathered, then a GEMM */
+#define SS_CONV_GENERIC 1u /* taps clipped to the image, TFLM's loop order (grouped, long patches) */
+/* The GEMM path's stack buffer: block * k_stride patch elements at most (generator/schedule.py). */
+#define SS_CONV_COL_ELEMS 512
 typedef struct {
     uint16_t batches, in_h, in_w, in_c;
     uint16_t out_h, out_w, out_c;
     uint16_t k_h, k_w, filter_in_c; /* filter_in_c = in_c / groups */
     uint16_t stride_h, stride_w, dil_h, dil_w;
     uint16_t pad_h, pad_w;
-    uint8_t per_channel; /* mult/shift indexed by channel (1) or shared (0) */
+    uint16_t k_stride;  /* bytes per filter row: k_h * k_w * filter_in_c, on the GEMM path rounded
+                           up to a multiple of 4 (zero weights in the tail) */
+    uint8_t path;       /* SS_CONV_GEMM or SS_CONV_GENERIC */
+    uint8_t block;      /* output pixels per GEMM block (1..4), block * k_stride <= COL_ELEMS */
+    uint8_t rq_fast;    /* requantization form of the channel records */
+    uint8_t full_range; /* act_min == -128 and act_max == 127 */
     int32_t input_offset;      /* -input zero point */
     int32_t output_offset;     /* output zero point */
     int32_t act_min, act_max;
-    const int8_t *filter;      /* [out_c][k_h][k_w][filter_in_c] */
-    const int32_t *bias;       /* [out_c]: the model's bias (zeros if it has none) */
-    const int32_t *bias_full;  /* [out_c]: bias + input_offset * sum(filter[oc]) */
-    const int32_t *mult;
-    const int32_t *shift;
+    const int8_t *filter;      /* [out_c][k_stride]: k_h x k_w x filter_in_c, then zeros */
+    const int32_t *chan;       /* [out_c][4] channel records */
 } ss_conv_params_t;
 void ss_conv_s8(const ss_conv_params_t *p, const int8_t *input, int8_t *output);
 
@@ -35,25 +48,20 @@ typedef struct {
     uint16_t k_h, k_w;
     uint16_t stride_h, stride_w, dil_h, dil_w;
     uint16_t pad_h, pad_w;
-    uint8_t per_channel;
+    uint8_t rq_fast, full_range;
     int32_t input_offset, output_offset, act_min, act_max;
     const int8_t *filter;      /* [k_h][k_w][out_c] */
-    const int32_t *bias;
-    const int32_t *bias_full;  /* bias + input_offset * sum over taps of filter[.][.][oc] */
-    const int32_t *mult;
-    const int32_t *shift;
+    const int32_t *chan;       /* [out_c][4] channel records (start = folded bias) */
 } ss_dwconv_params_t;
 void ss_dwconv_s8(const ss_dwconv_params_t *p, const int8_t *input, int8_t *output);
 
 /* ---- FULLY_CONNECTED ---------------------------------------------------------------------- */
 typedef struct {
     uint32_t batches, accum_depth, out_c;
-    uint8_t per_channel;
+    uint8_t rq_fast, full_range;
     int32_t output_offset, act_min, act_max;
     const int8_t *weights;     /* [out_c][accum_depth] */
-    const int32_t *bias_full;  /* bias + input_offset * sum(weights[oc]) */
-    const int32_t *mult;
-    const int32_t *shift;
+    const int32_t *chan;       /* [out_c][4] channel records (start = folded bias) */
 } ss_fc_params_t;
 void ss_fc_s8(const ss_fc_params_t *p, const int8_t *input, int8_t *output);
 

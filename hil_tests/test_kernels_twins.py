@@ -1,0 +1,38 @@
+"""The operator groups of tests/test_kernels.py on the boards under test (default: the QEMU
+twins): on Cortex-M4/M7/M33 they run the assembly inner loops and the DSP-instruction
+requantization the host never executes, on Cortex-M0 the scalar reference loops. Outputs must
+equal the TFLM interpreter's on the same inputs (the infer app's check)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from test_kernels import GROUPS, _build_group  # noqa: E402
+
+GROUP_NAMES = ["conv", "depthwise", "fully_connected", "networks"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("kernel-models")
+    out = {}
+    for group in GROUP_NAMES:
+        path = d / f"{group}.tflite"
+        _build_group(GROUPS[group](), seed=sum(map(ord, group)), path=path)
+        out[group] = path
+    return out
+
+
+@pytest.mark.parametrize("group", GROUP_NAMES)
+def test_operator_group_on_target_equals_tflm(dut, models: dict[str, Path], group: str
+                                              ) -> None:  # noqa: ANN001
+    doc = dut.run("infer", model=str(models[group]), seed=41, inputs=3, timeout=300)
+    assert doc["status"] == 0
+    assert doc["checks"], "the run reported no outputs to check"
+    bad = {k: v.get("mismatches") for k, v in doc["checks"].items() if not v["ok"]}
+    assert not bad, f"outputs differ from TFLM: {bad}"

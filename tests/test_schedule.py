@@ -1,0 +1,197 @@
+"""The kernels' in-place guarantees (generator/schedule.py) against a byte-by-byte simulation.
+
+For CONV_2D (GEMM path) and DEPTHWISE_CONV_2D over many small random geometries, the loops of
+ss_conv.c / ss_dwconv.c are restated here access by access (which input bytes each step reads,
+which output bytes it then writes, in the kernel's order) and run on one simulated memory with
+the output starting ``gap`` bytes below the input. At the bound ``min_gap`` no read ever sees a
+byte the kernel already overwrote; one byte less, some read does (the bound is tight); larger
+gaps stay safe. That the C kernels really follow these loops is checked by running them on
+overlapping plans against the TFLM interpreter (tests/test_kernels.py, hil_tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from generator import schedule
+from generator.emit import tflm_math as tm
+from generator.ir import Graph, Operator, Quant, Tensor
+
+QP = Quant(scale=(0.1,), zero_point=(0,))
+
+
+def _conv_graph(kind: str, n: int, h: int, w: int, c: int, out_c: int, k: tuple[int, int],
+                stride: tuple[int, int], dil: tuple[int, int], padding: str) -> Graph:
+    kh, kw = k
+    oh = tm.out_size(padding, h, kh, stride[0], dil[0])
+    ow = tm.out_size(padding, w, kw, stride[1], dil[1])
+    x = Tensor(0, "x", (n, h, w, c), "int8", QP)
+    wshape = (out_c, kh, kw, c) if kind == "CONV_2D" else (1, kh, kw, out_c)
+    data = np.ones(wshape, dtype=np.int8)
+    data.flags.writeable = False
+    f = Tensor(1, "w", wshape, "int8", QP, data)
+    y = Tensor(2, "y", (n, oh, ow, out_c), "int8", QP)
+    opts = {"stride_h": stride[0], "stride_w": stride[1], "dilation_h": dil[0],
+            "dilation_w": dil[1], "padding": padding, "fused_activation": "NONE",
+            "depth_multiplier": out_c // c}
+    op = Operator(0, kind, (0, 1), (2,), opts)
+    return Graph("g", "0" * 64, (x, f, y), (op,), (0,), (2,))
+
+
+def _taps(g: Graph, oy: int, ox: int) -> list[tuple[int, int]]:
+    """The valid (iy, ix) of an output pixel's window."""
+    op = g.operators[0]
+    o = op.options
+    _, in_h, in_w, _ = g.tensor(0).shape
+    w = g.tensor(1).shape
+    kh, kw = w[1], w[2]
+    pad_h = tm.padding_before(o["padding"], in_h, kh, o["stride_h"], o["dilation_h"])
+    pad_w = tm.padding_before(o["padding"], in_w, kw, o["stride_w"], o["dilation_w"])
+    out = []
+    for ky in range(kh):
+        iy = oy * o["stride_h"] - pad_h + ky * o["dilation_h"]
+        for kx in range(kw):
+            ix = ox * o["stride_w"] - pad_w + kx * o["dilation_w"]
+            if 0 <= iy < in_h and 0 <= ix < in_w:
+                out.append((iy, ix))
+    return out
+
+
+def _conv_events(g: Graph) -> list[tuple[str, int]]:
+    """ss_conv.c, GEMM path: per block of output pixels, gather every patch, then per output
+    channel write the block's pixels."""
+    n, in_h, in_w, in_c = g.tensor(0).shape
+    out_c, kh, kw, fic = g.tensor(1).shape
+    _, oh, ow, _ = g.tensor(2).shape
+    block = schedule.conv_block_pixels(schedule.conv_k4(kh, kw, fic))
+    ev: list[tuple[str, int]] = []
+    pixels = oh * ow
+    for b in range(n):
+        for start in range(0, pixels, block):
+            stop = min(start + block, pixels)
+            for p in range(start, stop):
+                for iy, ix in _taps(g, p // ow, p % ow):
+                    base = ((b * in_h + iy) * in_w + ix) * in_c
+                    ev += [("r", base + ci) for ci in range(in_c)]
+            for oc in range(out_c):
+                ev += [("w", (b * pixels + p) * out_c + oc) for p in range(start, stop)]
+    return ev
+
+
+def _dw_events(g: Graph) -> list[tuple[str, int]]:
+    """ss_dwconv.c: per output pixel, per channel chunk, read the chunk's input channels over
+    the window, then write the chunk."""
+    n, in_h, in_w, in_c = g.tensor(0).shape
+    out_c = g.tensor(1).shape[3]
+    _, oh, ow, _ = g.tensor(2).shape
+    dm = out_c // in_c
+    ev: list[tuple[str, int]] = []
+    for b in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                p = (b * oh + oy) * ow + ox
+                for a, e in schedule.dw_channel_groups(out_c, dm):
+                    for iy, ix in _taps(g, oy, ox):
+                        base = ((b * in_h + iy) * in_w + ix) * in_c
+                        ev += [("r", base + oc // dm) for oc in range(a, e)]
+                    ev += [("w", p * out_c + oc) for oc in range(a, e)]
+    return ev
+
+
+def _violations(events: list[tuple[str, int]], in_bytes: int, out_bytes: int, gap: int) -> int:
+    """Reads of input bytes the kernel had already overwritten, with the input gap bytes above
+    the output."""
+    lo = min(0, -gap)
+    size = max(in_bytes, out_bytes - gap) - lo + 1
+    clobbered = np.zeros(size + in_bytes + out_bytes, dtype=bool)
+    bad = 0
+    for kind, i in events:
+        if kind == "r":
+            bad += bool(clobbered[i - lo])
+        else:
+            clobbered[i - gap - lo] = True
+    return bad
+
+
+def _random_geometry(rng: np.random.Generator, kind: str) -> Graph:
+    h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    c = int(rng.integers(1, 9))
+    kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) if rng.random() < 0.3 else (1, 1)
+    padding = "SAME" if rng.random() < 0.6 else "VALID"
+    if padding == "VALID":
+        h, w = max(h, (kh - 1) * dil[0] + 1), max(w, (kw - 1) * dil[1] + 1)
+    n = 2 if rng.random() < 0.2 else 1
+    if kind == "CONV_2D":
+        out_c = int(rng.integers(1, 9))
+        if rng.random() < 0.3:  # pointwise, often expanding
+            kh = kw = 1
+            stride, dil, padding = (1, 1), (1, 1), "VALID"
+    else:
+        out_c = c * int(rng.choice([1, 1, 2, 3]))
+    return _conv_graph(kind, n, h, w, c, out_c, (kh, kw), stride, dil, padding)
+
+
+@pytest.mark.parametrize("kind", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_min_gap_is_safe_and_tight(kind: str) -> None:
+    rng = np.random.default_rng(5 if kind == "CONV_2D" else 6)
+    tight = 0
+    for _ in range(120):
+        g = _random_geometry(rng, kind)
+        op = g.operators[0]
+        gap = schedule.min_gap(g, op, 0)
+        assert gap is not None
+        events = _conv_events(g) if kind == "CONV_2D" else _dw_events(g)
+        xb, yb = g.tensor(0).nbytes, g.tensor(2).nbytes
+        if gap == schedule.ANY_GAP:  # nothing read after a write: try the output on the input
+            assert _violations(events, xb, yb, -yb) == 0
+            assert _violations(events, xb, yb, 0) == 0
+            continue
+        assert _violations(events, xb, yb, gap) == 0, (g.tensor(0).shape, g.tensor(2).shape)
+        for more in rng.integers(1, xb + yb + 2, 3):
+            assert _violations(events, xb, yb, gap + int(more)) == 0
+        if gap > -xb:  # one byte less lets the output reach a byte still to be read
+            assert _violations(events, xb, yb, gap - 1) > 0, (g.tensor(0).shape, gap)
+            tight += 1
+    assert tight > 80
+
+
+def test_hand_worked_gaps() -> None:
+    # 1x1 conv 8 -> 16 channels on 6x6 (36 pixels, 9 blocks of 4): block b writes output bytes
+    # up to 64b + 63, and block b + 1 reads from input byte 32(b + 1) on; over b = 0..7 the
+    # largest difference is 64*7 + 63 - 32*8 = 255, so the gap is 256.
+    g = _conv_graph("CONV_2D", 1, 6, 6, 8, 16, (1, 1), (1, 1), (1, 1), "VALID")
+    assert schedule.min_gap(g, g.operators[0], 0) == 256
+    # Depthwise 3x3 stride 1 SAME, 4 channels on 5x5: pixel p's chunk writes byte 4p + 3, and
+    # pixel p + 1 reads from its window's first pixel on, (p + 1) - 6 for interior pixels;
+    # the worst case is the interior: 4p + 3 - 4(p - 5) = 23, so the gap is 24.
+    g = _conv_graph("DEPTHWISE_CONV_2D", 1, 5, 5, 4, 4, (3, 3), (1, 1), (1, 1), "SAME")
+    assert schedule.min_gap(g, g.operators[0], 0) == 24
+    # Depthwise stride 2 shrinks: the output may start right at its input.
+    g = _conv_graph("DEPTHWISE_CONV_2D", 1, 8, 8, 4, 4, (3, 3), (2, 2), (1, 1), "SAME")
+    assert schedule.min_gap(g, g.operators[0], 0) <= 0
+
+
+def test_generic_conv_and_other_ops_never_overlap() -> None:
+    # grouped convolution runs the generic path: no guarantee
+    x = Tensor(0, "x", (1, 4, 4, 4), "int8", QP)
+    data = np.ones((4, 3, 3, 2), dtype=np.int8)
+    f = Tensor(1, "w", data.shape, "int8", QP, data)
+    y = Tensor(2, "y", (1, 4, 4, 4), "int8", QP)
+    op = Operator(0, "CONV_2D", (0, 1), (2,), {"stride_h": 1, "stride_w": 1, "dilation_h": 1,
+                                              "dilation_w": 1, "padding": "SAME"})
+    g = Graph("g", "0" * 64, (x, f, y), (op,), (0,), (2,))
+    assert schedule.conv_path(4, 2, 3, 3) == schedule.CONV_GENERIC
+    assert schedule.min_gap(g, op, 0) is None
+    fc = Operator(0, "FULLY_CONNECTED", (0, 1), (2,), {})
+    assert schedule.min_gap(Graph("g", "0" * 64, (x, f, y), (fc,), (0,), (2,)), fc, 0) is None
+
+
+def test_block_sizes_fit_the_stack_buffer() -> None:
+    for k4 in range(4, 1025, 4):
+        block = schedule.conv_block_pixels(k4)
+        assert block * k4 <= schedule.CONV_COL_ELEMS
+        assert (block == 0) == (k4 > schedule.CONV_COL_ELEMS // 2)
+        assert block in (0, 2, 4)  # the kernel's blocks (and its 256-byte gather buffer)
+    assert schedule.conv_block_pixels(128) == 4 and schedule.conv_block_pixels(132) == 2
