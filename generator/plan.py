@@ -2,14 +2,26 @@
 
 Memory plan
 -----------
-Every non-constant tensor an operator touches gets a buffer in one arena. Its lifetime runs from
+Every non-constant tensor an operator touches gets a place in one arena. Its lifetime runs from
 the operator that produces it (graph inputs: from -1, before operator 0) to its last consumer
-(graph outputs: to ``len(operators)``, the end), both ends inclusive. No operator is assumed to
-work in place, so an operator's inputs and outputs never share memory. Offsets are packed with
-the greedy heuristic of TFLM's ``GreedyMemoryPlanner`` (largest first, each at the lowest
-offset where it does not collide with an already placed buffer whose lifetime overlaps); the
-packing is tried with a few orderings and the smallest arena wins. Offsets are multiples of
-``align`` and every buffer's extent is rounded up to ``align``.
+(graph outputs: to ``len(operators)``, the end), both ends inclusive. Tensors whose lifetimes
+overlap never share a byte, with two explicit exceptions (``in_place=True``, the default):
+
+* **Aliases.** A RESHAPE's output is its input's bytes: it gets the input's offset
+  (``Allocation.alias_of`` names the tensor that owns the buffer) and the kernel copies
+  nothing. The shared buffer lives from the first producer to the last reader of either.
+* **Partial overlap.** An operator may write its output over an input whose last use it is
+  when its kernel guarantees it never reads an input byte after overwriting it: with the input
+  at offset ``I`` and the output at ``O``, whenever ``I - O >= min_gap``.
+  :mod:`generator.schedule` derives ``min_gap`` per operator from the kernel's iteration order
+  (CONV_2D on its GEMM path, DEPTHWISE_CONV_2D, elementwise ADD/RELU/RELU6/QUANTIZE/
+  DEQUANTIZE); every overlap the plan uses is listed in ``Plan.overlaps``.
+
+Offsets are packed with the greedy heuristic of TFLM's ``GreedyMemoryPlanner`` (largest first,
+each at the lowest offset where it does not collide with an already placed buffer whose lifetime
+overlaps, partial overlaps allowed as above); the packing is tried with a few orderings and the
+smallest arena wins. Offsets are multiples of ``align`` and every buffer's extent is rounded up
+to ``align``.
 
 Statistics, per layer (= per operator, in execution order)
 ----------------------------------------------------------
@@ -37,6 +49,7 @@ numbers when it does not fit.
 from __future__ import annotations
 
 import math
+import random
 import re
 import subprocess
 import sys
@@ -44,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generator import schedule
 from generator.errors import FitError, ModelError, ToolchainError
 from generator.ir import Graph, Operator
 
@@ -55,6 +69,7 @@ __all__ = [
     "Allocation",
     "FitReport",
     "LayerStats",
+    "Overlap",
     "Plan",
     "TflmArena",
     "check_fit",
@@ -79,6 +94,9 @@ QUANT_BYTES_PER_CHANNEL = 16
 RUNTIME_RAM_BYTES = 4 * 1024 + 1024
 
 _MAC_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+#: Extra packing orders tried when partial overlaps are allowed (seeded shuffles).
+_SHUFFLES = 96
+_SHUFFLE_SEED = 20261122
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,6 +114,7 @@ class Allocation:
     nbytes: int
     first: int  # operator producing it; -1 for a graph input
     last: int  # last operator reading it; len(operators) for a graph output
+    alias_of: int | None = None  # the tensor whose buffer this one shares (a RESHAPE's input)
 
     @property
     def end(self) -> int:
@@ -103,6 +122,18 @@ class Allocation:
 
     def overlaps_in_time(self, other: Allocation) -> bool:
         return self.first <= other.last and other.first <= self.last
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Operator ``op`` writes tensor ``output`` partly over tensor ``input`` (its last use):
+    ``gap`` = offset(input) - offset(output) >= ``min_gap``, the kernel's guarantee."""
+
+    op: int
+    input: int
+    output: int
+    min_gap: int
+    gap: int
 
 
 @dataclass(frozen=True)
@@ -125,7 +156,8 @@ class Plan:
     align: int
     allocations: tuple[Allocation, ...]  # sorted by tensor index
     arena_bytes: int
-    peak_live_bytes: int  # max over operators of the live bytes: a lower bound for any plan
+    peak_live_bytes: int  # max over operators of the live buffers' bytes: a lower bound for
+    # any plan without partial overlaps
     layers: tuple[LayerStats, ...]
     input_state_bytes: int  # the boundary before layer 0 (graph inputs)
     max_state_bytes: int
@@ -136,6 +168,21 @@ class Plan:
     quant_table_bytes: int  # estimated requantization tables (see QUANT_BYTES_PER_CHANNEL)
     input_bytes: int
     output_bytes: int
+    overlaps: tuple[Overlap, ...] = ()  # partial overlaps the packing uses (see module doc)
+    in_place: bool = False  # whether aliases and partial overlaps were allowed
+
+    def shares_memory(self, a: int, b: int) -> bool:
+        """Whether tensors a and b may legitimately share bytes although both are live at some
+        operator: an alias pair or a listed partial overlap."""
+        ra, rb = self._root(a), self._root(b)
+        if ra == rb:
+            return True
+        return any({self._root(o.input), self._root(o.output)} == {ra, rb}
+                   for o in self.overlaps)
+
+    def _root(self, t: int) -> int:
+        a = self.allocation(t)
+        return a.alias_of if a.alias_of is not None else t
 
     def allocation(self, tensor: int) -> Allocation:
         for a in self.allocations:
@@ -182,24 +229,79 @@ def _lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
     return {t: (first[t], last[t]) for t in first}
 
 
-def _pack(items: list[tuple[int, int, int, int]], align: int) -> tuple[dict[int, int], int]:
-    """Greedy first-fit in address order. items: (tensor, padded size, first, last)."""
-    placed: list[tuple[int, int, int, int]] = []  # (offset, padded size, first, last)
+def _pack(items: list[tuple[int, int, int, int]], align: int,
+          gaps: dict[tuple[int, int], int] | None = None) -> tuple[dict[int, int], int]:
+    """Greedy first-fit in address order. items: (buffer, padded size, first, last).
+
+    ``gaps[(x, y)] = g`` allows buffer y to overlap buffer x (although both are live at one
+    operator) as long as offset(x) - offset(y) >= g."""
+    gaps = gaps or {}
+    placed: list[tuple[int, int, int, int, int]] = []  # (offset, padded size, first, last, buf)
     offsets: dict[int, int] = {}
     top = 0
-    for tensor, size, first, last in items:
-        conflicts = sorted(
-            (p for p in placed if p[2] <= last and first <= p[3]), key=lambda p: p[0]
-        )
+    for buf, size, first, last in items:
+        forbidden = []  # open intervals (lo, hi) of start offsets that collide
+        for off, psize, pfirst, plast, pbuf in placed:
+            if not (pfirst <= last and first <= plast):
+                continue
+            lo, hi = off - size, off + psize  # disjoint unless start <= lo or start >= hi
+            if (pbuf, buf) in gaps:  # buf is an output over input pbuf: start <= off - g
+                lo = max(lo, off - gaps[(pbuf, buf)])
+            elif (buf, pbuf) in gaps:  # buf is an input under output pbuf: start >= off + g
+                hi = min(hi, off + gaps[(buf, pbuf)])
+            if lo < hi:
+                forbidden.append((lo, hi))
         candidate = 0
-        for off, psize, _, _ in conflicts:
-            if off >= candidate + size:
-                break
-            candidate = max(candidate, _align_up(off + psize, align))
-        placed.append((candidate, size, first, last))
-        offsets[tensor] = candidate
+        for lo, hi in sorted(forbidden):
+            if lo < candidate < hi:
+                candidate = _align_up(hi, align)
+        placed.append((candidate, size, first, last, buf))
+        offsets[buf] = candidate
         top = max(top, candidate + size)
     return offsets, top
+
+
+def _alias_roots(graph: Graph, lifetimes: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """tensor → the tensor owning its buffer: a RESHAPE's output shares its input's bytes."""
+    root = {t: t for t in lifetimes}
+
+    def find(t: int) -> int:
+        while root[t] != t:
+            t = root[t]
+        return t
+
+    for op in graph.operators:
+        if op.opcode != "RESHAPE" or not op.inputs or len(op.outputs) != 1:
+            continue
+        x, y = op.inputs[0], op.outputs[0]
+        if x not in lifetimes or y not in lifetimes or x == y:
+            continue
+        if graph.tensor(x).nbytes != graph.tensor(y).nbytes:
+            continue
+        root[find(y)] = find(x)
+    return {t: find(t) for t in lifetimes}
+
+
+def _overlap_gaps(graph: Graph, roots: dict[int, int],
+                  buffers: dict[int, tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int,
+                                                                                     int, int]]:
+    """(input buffer, output buffer) → (min gap, op, input tensor, output tensor) for every
+    operator that may write its output over an input it reads for the last time."""
+    out: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for op in graph.operators:
+        for pos, x, y in schedule.overlap_candidates(graph, op):
+            if x not in roots or y not in roots:
+                continue
+            bx, by = roots[x], roots[y]
+            if bx == by or buffers[bx][1] != op.index or buffers[by][0] != op.index:
+                continue
+            gap = schedule.min_gap(graph, op, pos)
+            if gap is None:
+                continue
+            prev = out.get((bx, by))
+            if prev is None or gap > prev[0]:
+                out[(bx, by)] = (gap, op.index, x, y)
+    return out
 
 
 def _layer_work(graph: Graph, op: Operator) -> tuple[int, int]:
@@ -229,31 +331,56 @@ def _quant_channels(graph: Graph, op: Operator) -> int:
     return w[-1] if op.opcode == "DEPTHWISE_CONV_2D" else w[0]
 
 
-def plan_model(graph: Graph, *, align: int = 16) -> Plan:
-    """Plan the activation arena of *graph* and gather its per-layer statistics."""
+def plan_model(graph: Graph, *, align: int = 16, in_place: bool = True) -> Plan:
+    """Plan the activation arena of *graph* and gather its per-layer statistics.
+
+    ``in_place=False`` plans without aliases and partial overlaps (every live tensor in its own
+    bytes), as TFLM's planner does."""
     if align < 1 or align & (align - 1):
         raise ValueError(f"align must be a power of two, not {align}")
     lifetimes = _lifetimes(graph)
     sizes = {t: graph.tensor(t).nbytes for t in lifetimes}
     padded = {t: _align_up(max(n, 1), align) for t, n in sizes.items()}
+    roots = _alias_roots(graph, lifetimes) if in_place else {t: t for t in lifetimes}
+    buffers: dict[int, tuple[int, int]] = {}  # buffer (root tensor) → lifetime
+    bsize: dict[int, int] = {}
+    for t, r in roots.items():
+        f, la = lifetimes[t]
+        if r in buffers:
+            buffers[r] = (min(buffers[r][0], f), max(buffers[r][1], la))
+        else:
+            buffers[r] = (f, la)
+        bsize[r] = max(bsize.get(r, 0), padded[t])
+    pairs = _overlap_gaps(graph, roots, buffers) if in_place else {}
+    gaps = {k: v[0] for k, v in pairs.items()}
 
     # Try a few orderings (all deterministic); keep the smallest arena.
-    def span(t: int) -> int:
-        return lifetimes[t][1] - lifetimes[t][0] + 1
+    def span(b: int) -> int:
+        return buffers[b][1] - buffers[b][0] + 1
 
     orderings = [
-        sorted(lifetimes, key=lambda t: (-padded[t], lifetimes[t][0], t)),  # TFLM's greedy
-        sorted(lifetimes, key=lambda t: (-padded[t] * span(t), lifetimes[t][0], t)),
-        sorted(lifetimes, key=lambda t: (lifetimes[t][0], -padded[t], t)),
+        sorted(buffers, key=lambda b: (-bsize[b], buffers[b][0], b)),  # TFLM's greedy
+        sorted(buffers, key=lambda b: (-bsize[b] * span(b), buffers[b][0], b)),
+        sorted(buffers, key=lambda b: (buffers[b][0], -bsize[b], b)),
+        sorted(buffers, key=lambda b: (-buffers[b][0], -bsize[b], b)),
     ]
+    if gaps:
+        # Partial overlaps make the result depend much more on the order; a few seeded
+        # shuffles (deterministic) find tighter packings than the heuristics alone.
+        rng = random.Random(_SHUFFLE_SEED)
+        for _ in range(_SHUFFLES):
+            order = list(orderings[0])
+            rng.shuffle(order)
+            orderings.append(order)
     best: tuple[dict[int, int], int] | None = None
     for order in orderings:
-        items = [(t, padded[t], *lifetimes[t]) for t in order]
-        result = _pack(items, align)
+        items = [(b, bsize[b], *buffers[b]) for b in order]
+        result = _pack(items, align, gaps)
         if best is None or result[1] < best[1]:
             best = result
     assert best is not None
-    offsets, arena = best
+    boffsets, arena = best
+    offsets = {t: boffsets[roots[t]] for t in lifetimes}
 
     allocations = tuple(
         Allocation(
@@ -263,13 +390,19 @@ def plan_model(graph: Graph, *, align: int = 16) -> Plan:
             nbytes=sizes[t],
             first=lifetimes[t][0],
             last=lifetimes[t][1],
+            alias_of=None if roots[t] == t else roots[t],
         )
         for t in sorted(lifetimes)
     )
+    overlaps = []
+    for (bx, by), (gap, op_index, x, y) in sorted(pairs.items(), key=lambda kv: kv[1][1:]):
+        ox, oy = boffsets[bx], boffsets[by]
+        if ox < oy + bsize[by] and oy < ox + bsize[bx]:  # the extents really intersect
+            overlaps.append(Overlap(op=op_index, input=x, output=y, min_gap=gap, gap=ox - oy))
     n_ops = len(graph.operators)
     peak_live = max(
         (
-            sum(padded[t] for t, (f, la) in lifetimes.items() if f <= step <= la)
+            sum(bsize[b] for b, (f, la) in buffers.items() if f <= step <= la)
             for step in range(-1, n_ops + 1)
         ),
         default=0,
@@ -320,6 +453,8 @@ def plan_model(graph: Graph, *, align: int = 16) -> Plan:
         * sum(_quant_channels(graph, op) for op in graph.operators),
         input_bytes=sum(graph.tensor(t).nbytes for t in graph.inputs),
         output_bytes=sum(graph.tensor(t).nbytes for t in graph.outputs),
+        overlaps=tuple(overlaps),
+        in_place=in_place,
     )
 
 
@@ -535,7 +670,10 @@ def format_stats_table(plan: Plan) -> str:
         ),
         (
             f"arena (RAM)       {plan.arena_bytes:,} B  (peak live {plan.peak_live_bytes:,} B, "
-            f"align {plan.align})"
+            f"align {plan.align}"
+            + (f"; {len(plan.overlaps)} in-place overlaps, "
+               f"{sum(a.alias_of is not None for a in plan.allocations)} aliases)"
+               if plan.in_place else ")")
         ),
         f"max state         {plan.max_state_bytes:,} B  ({where})",
         f"input / output    {plan.input_bytes:,} B / {plan.output_bytes:,} B",
@@ -582,8 +720,15 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "nbytes": a.nbytes,
                 "first": a.first,
                 "last": a.last,
+                "alias_of": a.alias_of,
             }
             for a in plan.allocations
+        ],
+        "in_place": plan.in_place,
+        "overlaps": [
+            {"op": o.op, "input": o.input, "output": o.output, "min_gap": o.min_gap,
+             "gap": o.gap}
+            for o in plan.overlaps
         ],
     }
 

@@ -1,6 +1,7 @@
 """The operator groups of tests/test_kernels.py on the boards under test (default: the QEMU
 twins): on Cortex-M4/M7/M33 they run the assembly inner loops and the DSP-instruction
-requantization the host never executes, on Cortex-M0 the scalar reference loops. Outputs must
+requantization the host never executes, on Cortex-M0 the scalar reference loops; the in-place
+chains run them on plans that write outputs over their inputs at the tightest gaps. Outputs must
 equal the TFLM interpreter's on the same inputs (the infer app's check)."""
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_kernels import GROUPS, _build_group  # noqa: E402
+from test_kernels import GROUPS, _build_group, _inplace_models  # noqa: E402
+
+from generator.modelgen import ModelBuilder, write_model  # noqa: E402
 
 GROUP_NAMES = ["conv", "depthwise", "fully_connected", "networks"]
+IN_PLACE = sorted(_inplace_models())
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +29,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         path = d / f"{group}.tflite"
         _build_group(GROUPS[group](), seed=sum(map(ord, group)), path=path)
         out[group] = path
+    for name in IN_PLACE:
+        b = ModelBuilder(seed=sum(map(ord, name)), name=name)
+        b.output(_inplace_models()[name](b))
+        out[name] = write_model(b, d / f"{name}.tflite")
     return out
 
 
-@pytest.mark.parametrize("group", GROUP_NAMES)
+@pytest.mark.parametrize("group", GROUP_NAMES + IN_PLACE)
 def test_operator_group_on_target_equals_tflm(dut, models: dict[str, Path], group: str
                                               ) -> None:  # noqa: ANN001
     doc = dut.run("infer", model=str(models[group]), seed=41, inputs=3, timeout=300)

@@ -411,7 +411,94 @@ def test_mismatch_is_detected(tmp_path: Path) -> None:
     assert compared == 5 and mismatches
 
 
-# ---- requantization forms ---------------------------------------------------------------
+# ---- in place: overlapping plans ---------------------------------------------------------
+
+
+def _inplace_models() -> dict[str, Callable[[ModelBuilder], object]]:
+    """Chains whose plans overlap outputs with inputs (each its own model, so that the packing
+    puts them at the kernels' tightest gaps)."""
+
+    def mini_mobilenet(b: ModelBuilder) -> object:
+        x = b.input((1, 20, 20, 3))
+        x = b.conv2d(x, 8, kernel=(3, 3), stride=(2, 2), padding="SAME", activation="RELU6")
+        x = b.depthwise_conv2d(x, kernel=(3, 3), padding="SAME", activation="RELU6")
+        x = b.conv2d(x, 16, kernel=(1, 1), padding="VALID", activation="RELU6")
+        x = b.depthwise_conv2d(x, kernel=(3, 3), stride=(2, 2), padding="SAME",
+                               activation="RELU")
+        x = b.conv2d(x, 24, kernel=(1, 1), padding="VALID")
+        return b.mean(x, (1, 2))
+
+    def mini_stmnist(b: ModelBuilder) -> object:
+        x = b.quantize(b.input((1, 14, 14, 1), dtype="uint8", q=QParams(1 / 255, 0)), "int8",
+                       QParams(1 / 255, -128))
+        x = b.conv2d(x, 16, kernel=(3, 3), stride=(2, 2), padding="SAME", activation="RELU")
+        x = b.depthwise_conv2d(x, kernel=(3, 3), padding="SAME", activation="RELU")
+        x = b.conv2d(x, 32, kernel=(3, 3), padding="SAME", activation="RELU")  # blocks of 2
+        x = b.depthwise_conv2d(x, kernel=(3, 3), stride=(2, 2), padding="SAME",
+                               activation="RELU")
+        x = b.conv2d(x, 40, kernel=(1, 1), padding="VALID", activation="RELU")
+        x = b.fully_connected(b.reshape(x, (1, 4 * 4 * 40)), 10)
+        return b.dequantize(b.softmax(x))
+
+    def odd_shapes(b: ModelBuilder) -> object:
+        x = b.input((2, 9, 7, 5))
+        x = b.conv2d(x, 6, kernel=(1, 1), stride=(2, 2), padding="VALID")  # gathered 1x1
+        x = b.depthwise_conv2d(x, kernel=(3, 2), padding="SAME", dilation=(2, 1),
+                               depth_multiplier=2, out_range=0.1)
+        return b.conv2d(x, 7, kernel=(2, 3), stride=(1, 2), padding="VALID", out_range=0.05)
+
+    def elementwise(b: ModelBuilder) -> object:
+        x = b.quantize(b.input((1, 5, 10), dtype="float32"), "int8", QParams(0.05, 3))
+        y = b.relu(x)
+        z = b.add(y, b.relu6(b.input((1, 5, 10), q=QParams(0.03, -20))))
+        return b.dequantize(b.quantize(z, "int8"))
+
+    return {"mini_mobilenet": mini_mobilenet, "mini_stmnist": mini_stmnist,
+            "odd_shapes": odd_shapes, "elementwise": elementwise}
+
+
+@pytest.mark.parametrize("name", sorted(_inplace_models()))
+def test_in_place_plans_match_tflm(name: str, tmp_path: Path) -> None:
+    """Outputs planned over their inputs at the kernels' tightest gaps (generator/schedule.py):
+    the C kernels - packed inner loops and the scalar reference loops - still equal TFLM."""
+    from generator.model import load_model
+    from generator.plan import plan_model
+
+    b = ModelBuilder(seed=sum(map(ord, name)), name=name)
+    b.output(_inplace_models()[name](b))
+    path = write_model(b, tmp_path / f"{name}.tflite")
+    plan = plan_model(load_model(path))
+    assert plan.overlaps, "the plan should write some output over its input"
+    # some are as tight as the alignment allows
+    assert any(o.gap - o.min_gap < plan.align or o.gap <= 0 for o in plan.overlaps)
+    assert plan.arena_bytes < plan_model(load_model(path), in_place=False).arena_bytes
+    compared, mismatches = compare_model(path, tmp_path / "build", seed=3, count=INPUT_SETS)
+    assert compared == INPUT_SETS and not mismatches, "\n".join(mismatches[:10])
+    lib = compile_variant(tmp_path / "build", ["SS_SIMD=0"], "libssmodel_ref.so")
+    model = HostModel(tmp_path / "build", library=lib)
+    compared, mismatches = compare_loaded(model, path, seed=4, count=INPUT_SETS)
+    assert compared == INPUT_SETS and not mismatches, "\n".join(mismatches[:10])
+
+
+def test_unsafe_in_place_plan_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    """The comparison catches a plan that overlaps more than a kernel allows: with every gap
+    claimed to be 0, the 1x1 convolution that doubles its channels overwrites input pixels it
+    has not read yet."""
+    from generator import schedule
+    from generator.boards import load_board
+    from generator.emit import generate
+
+    b = ModelBuilder(seed=7, name="unsafe")
+    x = b.conv2d(b.input((1, 8, 8, 8)), 16, kernel=(1, 1), padding="VALID")
+    b.output(b.conv2d(x, 8, kernel=(1, 1), padding="VALID"))
+    path = write_model(b, tmp_path / "unsafe.tflite")
+    monkeypatch.setattr(schedule, "min_gap", lambda graph, op, pos: 0)
+    generate(load_board("host"), "infer", tmp_path / "build", {"model": str(path)})
+    lib = compile_variant(tmp_path / "build", [], "libssmodel_unsafe.so")
+    model = HostModel(tmp_path / "build", library=lib)
+    compared, mismatches = compare_loaded(model, path, seed=1, count=5)
+    assert compared == 5 and mismatches
 
 
 def test_requantization_forms_are_covered() -> None:

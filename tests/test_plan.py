@@ -1,4 +1,9 @@
-"""Planner tests: hand-worked graphs, brute-force overlap checks, MAC formulas, fit checks."""
+"""Planner tests: hand-worked graphs, brute-force overlap checks, MAC formulas, fit checks.
+
+Overlaps: buffers alive at the same operator never share a byte, except a RESHAPE alias and the
+in-place pairs the plan lists (``Plan.overlaps``), whose gap must respect the kernel's bound.
+Random DAGs of elementwise operators are executed byte by byte in a simulated arena (in-place
+plans included) and compared with the same graph evaluated in separate buffers."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 import pytest
 from _models import ZOO_MODELS, conv_model, zoo_model
 
+from generator import schedule
 from generator.errors import FitError, ModelError
 from generator.ir import Graph, Operator, Quant, Tensor
 from generator.model import load_model, load_model_bytes
@@ -44,15 +50,36 @@ def graph(tensors, ops, inputs, outputs) -> Graph:
     return Graph("hand", "0" * 64, tuple(tensors), operators, tuple(inputs), tuple(outputs))
 
 
-def assert_no_overlap(plan):
-    """Brute force: buffers alive at the same time never share a byte."""
+def assert_no_overlap(plan, graph=None):
+    """Brute force: buffers alive at the same time never share a byte, unless they are a RESHAPE
+    alias or an in-place pair the plan lists with a gap the kernel allows (recomputed here from
+    the schedule when the graph is given)."""
     for a, b in itertools.combinations(plan.allocations, 2):
-        if a.overlaps_in_time(b):
-            assert a.end <= b.offset or b.end <= a.offset, (a, b)
+        if not a.overlaps_in_time(b):
+            continue
+        if a.end <= b.offset or b.end <= a.offset:
+            continue
+        assert plan.in_place and plan.shares_memory(a.tensor, b.tensor), (a, b)
+        if (a.alias_of or b.alias_of) is not None and a.offset == b.offset:
+            continue
+        listed = [o for o in plan.overlaps if {o.input, o.output} == {a.tensor, b.tensor}
+                  or {plan.allocation(o.input).alias_of, plan.allocation(o.output).alias_of}
+                  & {a.tensor, b.tensor}]
+        assert listed, (a, b)
+    for o in plan.overlaps:
+        x, y = plan.allocation(o.input), plan.allocation(o.output)
+        assert o.gap == x.offset - y.offset >= o.min_gap
+        assert x.last == o.op == y.first  # the input's last use produces the output
+        if graph is not None:
+            pos = list(graph.operators[o.op].inputs).index(o.input)
+            assert o.min_gap == schedule.min_gap(graph, graph.operators[o.op], pos)
     for a in plan.allocations:
         assert a.offset % plan.align == 0
         assert a.end <= plan.arena_bytes
-    assert plan.arena_bytes >= plan.peak_live_bytes
+        if a.alias_of is not None:
+            assert a.offset == plan.allocation(a.alias_of).offset
+    if not plan.overlaps and not any(a.alias_of is not None for a in plan.allocations):
+        assert plan.arena_bytes >= plan.peak_live_bytes
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,7 +118,7 @@ def test_residual_keeps_skip_tensor_alive():
         ("RELU", [1], [2], {}),
         ("ADD", [1, 2], [3], {"fused_activation": "NONE"}),
     ]
-    plan = plan_model(graph(tensors, ops, [0], [3]), align=1)
+    plan = plan_model(graph(tensors, ops, [0], [3]), align=1, in_place=False)
     # Live per operator: op0 {t0,t1}=128, op1 {t1,t2}=96, op2 {t1,t2,t3}=160.
     assert plan.peak_live_bytes == 160
     assert plan.arena_bytes == 160
@@ -100,11 +127,61 @@ def test_residual_keeps_skip_tensor_alive():
     assert [lay.state_bytes for lay in plan.layers] == [64, 96, 64]
     assert plan.max_state_bytes == 96 and plan.max_state_boundary == 1
     assert_no_overlap(plan)
+    # In place: t1 may go over t0 (RELU, same size: gap 0), but the ADD of differently sized
+    # inputs is no elementwise loop, so t1, t2 and t3 still need 160 bytes at op2.
+    g = graph(tensors, ops, [0], [3])
+    plan = plan_model(g, align=1)
+    assert plan.arena_bytes == 160
+    assert [(o.op, o.input, o.output, o.min_gap) for o in plan.overlaps] in ([], [(0, 0, 1, 0)])
+    assert_no_overlap(plan, g)
+
+
+def test_in_place_chain_by_hand():
+    # t0 (100) -RELU-> t1 (100) -RELU-> t2 (100) -QUANTIZE-> t3 (100): elementwise kernels read
+    # element i before writing it, so every output may start where its input starts.
+    tensors = [act(i, 100) for i in range(4)]
+    ops = [("RELU", [0], [1], {}), ("RELU", [1], [2], {}), ("QUANTIZE", [2], [3], {})]
+    g = graph(tensors, ops, [0], [3])
+    assert plan_model(g, align=1, in_place=False).arena_bytes == 200
+    plan = plan_model(g, align=1)
+    assert plan.arena_bytes == 100
+    assert [(o.op, o.min_gap, o.gap) for o in plan.overlaps] == [(0, 0, 0), (1, 0, 0),
+                                                                   (2, 0, 0)]
+    assert_no_overlap(plan, g)
+
+
+def test_dequantize_needs_the_input_at_the_top():
+    # int8 [n] -> float32 [n]: element i writes bytes 4i..4i+3 after reading byte i; an input
+    # byte j is read after output bytes up to 4(j-1)+3 are written, so the input must start at
+    # least 3n - 3 bytes above the output (worked for n = 10: 27).
+    x = Tensor(0, "x", (1, 10), "int8", QP)
+    y = Tensor(1, "y", (1, 10), "float32", None)
+    g = graph([x, y], [("DEQUANTIZE", [0], [1], {})], [0], [1])
+    assert schedule.min_gap(g, g.operators[0], 0) == 27
+    plan = plan_model(g, align=1)
+    assert plan.arena_bytes == 40  # the input inside the output's top 13 bytes
+    assert plan.overlaps[0].gap >= 27
+    assert_no_overlap(plan, g)
+
+
+def test_reshape_aliases_its_input():
+    # t0 -RELU-> t1 -RESHAPE-> t2 -RELU(size change)-> t3: t2 is t1's bytes.
+    tensors = [act(0, 32), act(1, 32), act(2, 32, (4, 8)), act(3, 16)]
+    ops = [("RELU", [0], [1], {}), ("RESHAPE", [1], [2], {}), ("RELU", [2], [3], {})]
+    g = graph(tensors, ops, [0], [3])
+    plan = plan_model(g, align=1)
+    assert plan.allocation(2).alias_of == 1
+    assert plan.allocation(2).offset == plan.allocation(1).offset
+    assert plan.allocation(2).first == 1 and plan.allocation(1).last == 1  # own lifetimes
+    assert plan.shares_memory(1, 2)
+    assert not plan_model(g, align=1, in_place=False).allocation(2).alias_of
+    assert_no_overlap(plan, g)
 
 
 def test_alignment_pads_buffers():
     tensors = [act(0, 10), act(1, 20)]
-    plan = plan_model(graph(tensors, [("RELU", [0], [1], {})], [0], [1]), align=16)
+    plan = plan_model(graph(tensors, [("RELU", [0], [1], {})], [0], [1]), align=16,
+                      in_place=False)
     # 10 → 16 and 20 → 32, both alive during op0.
     assert plan.arena_bytes == 48
     assert sorted(a.offset for a in plan.allocations) == [0, 32]
@@ -133,20 +210,86 @@ def test_reading_an_unproduced_tensor_is_an_error():
         plan_model(graph(tensors, ops, [0], [2]))
 
 
+def _random_dag(rng):
+    """Chains and joins of RELU/ADD (int8) with QUANTIZE (float32 -> int8) and DEQUANTIZE
+    (int8 -> float32) of random sizes, often equal so that the elementwise loops apply."""
+    n_ops = int(rng.integers(1, 12))
+    tensors = [act(0, int(rng.choice([int(rng.integers(1, 300)), 64])))]
+    ops = []
+    for _ in range(n_ops):
+        k = int(rng.integers(1, 3))
+        ins = sorted({int(x) for x in rng.integers(0, len(tensors), k)})
+        src = tensors[ins[0]]
+        i = len(tensors)
+        if len(ins) == 1 and rng.random() < 0.4:  # change the element size
+            if src.dtype == "float32":
+                tensors.append(Tensor(i, f"t{i}", src.shape, "int8", QP))
+                ops.append(("QUANTIZE", ins, [i], {}))
+            else:
+                tensors.append(Tensor(i, f"t{i}", src.shape, "float32", None))
+                ops.append(("DEQUANTIZE", ins, [i], {}))
+            continue
+        same = len({tensors[j].shape for j in ins}) == 1 and rng.random() < 0.7
+        n = src.size if same else int(rng.choice([int(rng.integers(1, 300)), 64]))
+        tensors.append(Tensor(i, f"t{i}", (1, n), src.dtype if same else "int8",
+                              QP if (src.dtype if same else "int8") == "int8" else None))
+        ops.append(("ADD" if len(ins) > 1 else "RELU", ins, [i], {}))
+    return graph(tensors, ops, [0], [len(tensors) - 1])
+
+
+def _execute(g, plan, x):
+    """Run the graph in one simulated arena with the plan's offsets, element after element as
+    the elementwise kernels do (element i: read the inputs' bytes of element i, then write the
+    output's; inputs and output of equal element counts, any element sizes); any other
+    operator reads all its input bytes before writing. Returns the output bytes."""
+    arena = np.zeros(plan.arena_bytes + 1, dtype=np.int64)
+    off = {a.tensor: a.offset for a in plan.allocations}
+    arena[off[0]:off[0] + len(x)] = x
+    for op in g.operators:
+        ins = [(off[t], g.tensor(t).nbytes // g.tensor(t).size) for t in op.inputs]
+        yt = g.tensor(op.outputs[0])
+        o, n, es = off[op.outputs[0]], yt.size, yt.nbytes // yt.size
+        if all(g.tensor(t).size == n for t in op.inputs):
+            for i in range(n):
+                v = sum(int(arena[a + i * e:a + (i + 1) * e].sum()) for a, e in ins)
+                arena[o + i * es:o + (i + 1) * es] = (3 * v + 1 + op.index + np.arange(es)) % 251
+        else:
+            total = sum(int(arena[a:a + g.tensor(t).nbytes].sum())
+                        for (a, _), t in zip(ins, op.inputs))
+            arena[o:o + yt.nbytes] = (total + np.arange(yt.nbytes) + op.index) % 251
+    out = g.outputs[0]
+    return arena[off[out]:off[out] + g.tensor(out).nbytes].copy()
+
+
 def test_random_dags_never_overlap():
     rng = np.random.default_rng(11)
+    in_place_used = 0
     for _ in range(60):
-        n_ops = int(rng.integers(1, 12))
-        tensors = [act(0, int(rng.integers(1, 300)))]
-        ops = []
-        for i in range(n_ops):
-            k = int(rng.integers(1, 3))
-            ins = sorted({int(x) for x in rng.integers(0, len(tensors), k)})
-            tensors.append(act(len(tensors), int(rng.integers(1, 300))))
-            ops.append(("ADD" if len(ins) > 1 else "RELU", ins, [len(tensors) - 1], {}))
+        g = _random_dag(rng)
+        x = rng.integers(0, 251, g.tensor(0).nbytes)
+        reference = _execute(g, plan_model(g, align=1, in_place=False), x)
         for align in (1, 4, 16):
-            plan = plan_model(graph(tensors, ops, [0], [len(tensors) - 1]), align=align)
-            assert_no_overlap(plan)
+            for in_place in (False, True):
+                plan = plan_model(g, align=align, in_place=in_place)
+                assert_no_overlap(plan, g)
+                assert np.array_equal(_execute(g, plan, x), reference)
+                in_place_used += len(plan.overlaps)
+    assert in_place_used > 50  # the property was really exercised
+
+
+def test_unsafe_overlap_is_caught_by_the_simulation(monkeypatch):
+    """The executing check can fail: a planner told that DEQUANTIZE (1 -> 4 bytes per element)
+    may start its output at its input (it needs 3n - 3 bytes) produces different bytes."""
+    x = Tensor(0, "x", (1, 16), "int8", QP)
+    y = Tensor(1, "y", (1, 16), "float32", None)
+    g = graph([x, y], [("DEQUANTIZE", [0], [1], {})], [0], [1])
+    data = np.arange(16)
+    reference = _execute(g, plan_model(g, align=1, in_place=False), data)
+    assert np.array_equal(_execute(g, plan_model(g, align=1), data), reference)
+    monkeypatch.setattr(schedule, "min_gap", lambda graph, op, pos: 0)
+    plan = plan_model(g, align=1)
+    assert plan.overlaps and plan.overlaps[0].gap < 45
+    assert not np.array_equal(_execute(g, plan, data), reference)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,8 +344,12 @@ def test_depthwise_and_pool_work():
 @pytest.mark.parametrize("name", ZOO_MODELS)
 @pytest.mark.parametrize("align", [1, 16])
 def test_zoo_plans_never_overlap(name, align):
-    plan = plan_model(load_model(zoo_model(name)), align=align)
-    assert_no_overlap(plan)
+    g = load_model(zoo_model(name))
+    for in_place in (False, True):
+        plan = plan_model(g, align=align, in_place=in_place)
+        assert_no_overlap(plan, g)
+        assert plan.in_place == in_place
+        assert bool(plan.overlaps) == in_place
 
 
 @pytest.mark.zoo
@@ -227,8 +374,17 @@ def test_mobilenet_numbers_by_hand():
     # layer 2's 48x48x8 input + 48x48x16 output = 18,432 + 36,864.
     assert plan.layers[0].macs == 48 * 48 * 8 * 27
     assert plan.peak_live_bytes == 18_432 + 36_864
-    assert plan.arena_bytes == 55_296
+    assert plan_model(plan_graph := load_model(zoo_model("mobilenet_v1_0.25_96_int8")),
+                      in_place=False).arena_bytes == 55_296
     assert plan.max_state_bytes == 36_864 and plan.max_state_boundary == 2
+    # In place, layer 2 (1x1 conv 8->16 on 48x48, GEMM blocks of 4 pixels) writes block b's
+    # outputs up to byte 64b + 63 before reading input bytes from 32b + 32 on, for b up to 574
+    # (576 blocks): the input may start 32 * 574 + 32 = 18,400 B above the output, inside it
+    # (18,400 + 18,432 <= 36,864), so the arena is the largest tensor alone.
+    two = [o for o in plan.overlaps if o.op == 2]
+    assert two and two[0].min_gap == 18_400
+    assert plan.arena_bytes == 36_864
+    assert_no_overlap(plan, plan_graph)
 
 
 @pytest.mark.zoo
