@@ -56,13 +56,14 @@ class _Prepared:
 
     @property
     def image_arena(self) -> int:
-        """The arena the image reserves: with tflm_dump=1 every activation tensor stays alive,
-        so the measured arena grows by all of them (an upper bound)."""
+        """The arena the image reserves. With tflm_dump=1 every activation tensor stays alive
+        and TFLM keeps more per-tensor records in the tail: the probe's generous arena plus
+        twice all activations (a diagnostic image for the twins, not sized for a real board)."""
         if not self.dump:
             return self.arena.bytes
         extra = sum(-(-t.nbytes // tflm.ARENA_ALIGN) * tflm.ARENA_ALIGN
                     for t in self.graph.tensors if t.data is None)
-        return self.arena.bytes + extra
+        return max(self.arena.bytes, self.arena.probe_arena or 0) + 2 * extra + 16 * 1024
 
     def dump_tensors(self) -> list[dict[str, Any]]:
         seen: list[int] = []
