@@ -71,6 +71,21 @@ def conv_path(in_c: int, fic: int, k_h: int, k_w: int) -> int:
     return CONV_GEMM if conv_block_pixels(conv_k4(k_h, k_w, fic)) else CONV_GENERIC
 
 
+def conv_blocks(pixels: int, block: int) -> list[tuple[int, int, int]]:
+    """The GEMM path's blocks over ``pixels`` output pixels, in order: (first pixel, slots,
+    pixels computed). Blocks of ``block`` while that many remain, then blocks of 2, the last
+    possibly holding a single pixel (ss_conv_gemm)."""
+    out = []
+    px = 0
+    while px < pixels:
+        rest = pixels - px
+        slots = block if rest >= block else 2
+        n = min(rest, slots)
+        out.append((px, slots, n))
+        px += n
+    return out
+
+
 def conv_block_pixels(k4: int) -> int:
     """Output pixels per GEMM block for a patch of k4 bytes (0: too long for the buffer)."""
     for block in (CONV_MAX_BLOCK, 2):
@@ -158,8 +173,9 @@ def _conv_geometry(graph: Graph, op: Operator) -> dict[str, int]:
 
 
 def _conv_schedule(graph: Graph, op: Operator) -> Schedule | None:
-    """CONV_2D on the GEMM path: per block of output pixels, all patches are gathered (read)
-    before the block's outputs are written; blocks run in pixel order, batch after batch."""
+    """CONV_2D on the GEMM path: per block of output pixels (:func:`conv_blocks`), all patches
+    are gathered (read) before the block's outputs are written; blocks run in pixel order,
+    batch after batch."""
     x = graph.tensor(op.inputs[0])
     w = graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
@@ -174,8 +190,8 @@ def _conv_schedule(graph: Graph, op: Operator) -> Schedule | None:
     pixels = out_h * out_w
     reads, writes = [], []
     for b in range(n):
-        for start in range(0, pixels, block):
-            stop = min(start + block, pixels)
+        for start, _, count in conv_blocks(pixels, block):
+            stop = start + count
             lo = first_pix[start:stop].min()
             reads.append(lo if lo == _NONE_READ else (b * in_h * in_w + lo) * in_c)
             writes.append((b * pixels + stop) * out_c - 1)

@@ -58,8 +58,8 @@ def _taps(g: Graph, oy: int, ox: int) -> list[tuple[int, int]]:
 
 
 def _conv_events(g: Graph) -> list[tuple[str, int]]:
-    """ss_conv.c, GEMM path: per block of output pixels, gather every patch, then per output
-    channel write the block's pixels."""
+    """ss_conv.c, GEMM path: per block of output pixels (4 or 2 while that many remain, then 2,
+    then 1), gather every patch, then per output channel write the block's pixels."""
     n, in_h, in_w, in_c = g.tensor(0).shape
     out_c, kh, kw, fic = g.tensor(1).shape
     _, oh, ow, _ = g.tensor(2).shape
@@ -67,14 +67,16 @@ def _conv_events(g: Graph) -> list[tuple[str, int]]:
     ev: list[tuple[str, int]] = []
     pixels = oh * ow
     for b in range(n):
-        for start in range(0, pixels, block):
-            stop = min(start + block, pixels)
+        start = 0
+        while start < pixels:  # blocks of `block`, then of 2 (the last maybe of 1)
+            stop = start + (block if pixels - start >= block else min(2, pixels - start))
             for p in range(start, stop):
                 for iy, ix in _taps(g, p // ow, p % ow):
                     base = ((b * in_h + iy) * in_w + ix) * in_c
                     ev += [("r", base + ci) for ci in range(in_c)]
             for oc in range(out_c):
                 ev += [("w", (b * pixels + p) * out_c + oc) for p in range(start, stop)]
+            start = stop
     return ev
 
 
@@ -195,3 +197,10 @@ def test_block_sizes_fit_the_stack_buffer() -> None:
         assert (block == 0) == (k4 > schedule.CONV_COL_ELEMS // 2)
         assert block in (0, 2, 4)  # the kernel's blocks (and its 256-byte gather buffer)
     assert schedule.conv_block_pixels(128) == 4 and schedule.conv_block_pixels(132) == 2
+
+
+def test_block_decomposition_by_hand() -> None:
+    assert schedule.conv_blocks(9, 4) == [(0, 4, 4), (4, 4, 4), (8, 2, 1)]
+    assert schedule.conv_blocks(7, 4) == [(0, 4, 4), (4, 2, 2), (6, 2, 1)]
+    assert schedule.conv_blocks(5, 2) == [(0, 2, 2), (2, 2, 2), (4, 2, 1)]
+    assert schedule.conv_blocks(1, 4) == [(0, 2, 1)]

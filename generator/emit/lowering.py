@@ -300,6 +300,7 @@ def _dwconv(ctx: _Ctx) -> str:
     # tap-major per channel chunk, the order the kernel reads (ss_dwconv.c)
     chunks = [taps[:, a:b].reshape(-1) for a, b in schedule.dw_channel_groups(out_c, dm)]
     wname = ctx.array("w", "int8_t", int_values(np.concatenate(chunks)))
+    bname = ctx.array("bias", "int32_t", int_values([tm.wrap32(int(v)) for v in bias]))
     pad_h = tm.padding_before(o["padding"], in_h, k_h, o["stride_h"], o["dilation_h"])
     pad_w = tm.padding_before(o["padding"], in_w, k_w, o["stride_w"], o["dilation_w"])
     u = lambda k, v: (k, _u16(ctx, k, v))  # noqa: E731
@@ -313,7 +314,7 @@ def _dwconv(ctx: _Ctx) -> str:
         ("rq_fast", fast), ("full_range", _full_range(act_min, act_max)),
         ("input_offset", c_int(in_off)), ("output_offset", c_int(zy)),
         ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
-        ("filter", wname), ("chan", chan),
+        ("filter", wname), ("chan", chan), ("bias", bname),
     ])
     ctx.kernels.add("ss_dwconv.c")
     ctx.body.append(f"ss_dwconv_s8(&{p}, {ctx.ptr(x, const=True)}, {ctx.ptr(y)});")

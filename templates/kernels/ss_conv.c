@@ -7,8 +7,9 @@
  * the input zero point in the padding, which makes every pixel "interior".
  *
  * GEMM path (groups == 1, block * k_stride <= SS_CONV_COL_ELEMS): output pixels in blocks of
- * p->block. For each block every patch is gathered into a stack buffer first, then every output
- * channel of the block is computed and written, channel after channel. generator/schedule.py
+ * p->block (4 or 2), the rest in blocks of 2, the last maybe of a single pixel. For each block
+ * every patch is gathered into a stack buffer first, then every output channel of the block is
+ * computed and written, channel after channel. generator/schedule.py
  * relies on exactly this order (all reads of a block before its writes, blocks in pixel order)
  * when it lets the output overlap the input. On DSP cores the buffer holds the patches sign-
  * extended to halfword pairs (SXTB16 order: bytes 0,2 then 1,3 of every word, pixel after pixel
@@ -74,6 +75,30 @@ static void ss_conv_generic(const ss_conv_params_t *p, const int8_t *input, int8
 
 /* ---- gathering patches -------------------------------------------------------------------- */
 
+/* Small copies and fills inline (a library call costs more than the bytes here): words where
+ * the core allows unaligned access (ss_read4 / a 4-byte memcpy become LDR / STR), else bytes. */
+static inline void ss_copy_bytes(int8_t *d, const int8_t *src, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t v = ss_read4(src + i);
+        memcpy(d + i, &v, 4);
+    }
+    for (; i < n; i++) {
+        d[i] = src[i];
+    }
+}
+
+static inline void ss_fill_bytes(int8_t *d, int8_t v, int n) {
+    const uint32_t w = (uint32_t)(uint8_t)v * 0x01010101u;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        memcpy(d + i, &w, 4);
+    }
+    for (; i < n; i++) {
+        d[i] = v;
+    }
+}
+
 /* The patch of output pixel (oy, ox) as k_stride bytes at dst: taps in filter order (ky, kx,
  * channel), the input zero point where a tap lies outside the image, zeros in the tail. */
 static void ss_conv_gather(const ss_conv_params_t *p, const int8_t *in_b, int oy, int ox,
@@ -89,17 +114,17 @@ static void ss_conv_gather(const ss_conv_params_t *p, const int8_t *in_b, int oy
     for (int ky = 0; ky < k_h; ky++) {
         const int iy = iy0 + ky * p->dil_h;
         if (iy < 0 || iy >= in_h) {
-            memset(d, zp, (size_t)row_bytes);
+            ss_fill_bytes(d, zp, row_bytes);
         } else if (x_inside) {
-            memcpy(d, in_b + (iy * in_w + ix0) * in_c, (size_t)row_bytes);
+            ss_copy_bytes(d, in_b + (iy * in_w + ix0) * in_c, row_bytes);
         } else {
             const int8_t *row = in_b + iy * in_w * in_c;
             for (int kx = 0; kx < k_w; kx++) {
                 const int ix = ix0 + kx * p->dil_w;
                 if (ix < 0 || ix >= in_w) {
-                    memset(d + kx * in_c, zp, (size_t)in_c);
+                    ss_fill_bytes(d + kx * in_c, zp, in_c);
                 } else {
-                    memcpy(d + kx * in_c, row + ix * in_c, (size_t)in_c);
+                    ss_copy_bytes(d + kx * in_c, row + ix * in_c, in_c);
                 }
             }
         }
@@ -145,10 +170,11 @@ static inline void ss_mk(const uint32_t *col, const int8_t *w, int quads, int bl
 #endif
 
 #if SS_CONV_ASM
-/* Whole blocks (n == block) with the fast requantization and the full int8 range, in assembly:
- * every output channel of a block of 4 (2) pixels. Per filter word: LDR, LDM of the pixels'
- * halfword pairs, two SXTB16, eight (four) SMLAD; per output: LSL, SMMULR, ADD, ADD, ASR, SSAT
- * (ss_rq_fast, ss_sat8), STRB. Same arithmetic as ss_mk + ss_rq. */
+/* Blocks with the fast requantization and the full int8 range, in assembly: every output
+ * channel of a block of 4 (2) pixels (a lone last pixel is a block of 2 stored with stride 0).
+ * Per filter word: LDR, LDM of the pixels' halfword pairs, two SXTB16, eight (four) SMLAD; per
+ * output: LSL, SMMULR, ADD, ADD, ASR, SSAT (ss_rq_fast, ss_sat8), STRB. Same arithmetic as
+ * ss_mk + ss_rq. */
 typedef struct {
     const uint32_t *col; /* 0: the block's halfword pairs */
     int32_t k_stride;    /* 4: filter row bytes (a multiple of 4) */
@@ -256,14 +282,16 @@ SS_ASM_BLOCK_FN(ss_conv_blk2_ff, SS_ASM_Q2,
 
 /* ---- the GEMM path ------------------------------------------------------------------------ */
 
-/* All output channels of one block: n valid pixels of block (the others are scratch). */
-static inline void ss_conv_block(const ss_conv_params_t *p, const void *col, int n, int8_t *out,
-                                 int fast, int full) {
-    const int out_c = p->out_c, block = p->block;
+/* All output channels of one block laid out for `block` pixels, n of them real (the other
+ * slots repeat the last one: computed, never stored). */
+SS_SPECIALIZE void ss_conv_block(const ss_conv_params_t *p, const void *col, int block, int n,
+                                int8_t *out, int fast, int full) {
+    const int out_c = p->out_c;
 #if SS_CONV_ASM
-    if (fast && full && n == block) {
-        const ss_blk_args_t args = {(const uint32_t *)col, p->k_stride, out_c, p->chan, out,
-                                    p->filter, out_c};
+    if (fast && full) {
+        /* n < block only as one pixel in a block of 2: both slots hold it, both stores hit it */
+        const ss_blk_args_t args = {(const uint32_t *)col, p->k_stride, n == block ? out_c : 0,
+                                    p->chan, out, p->filter, out_c};
         if (block == 4) {
             ss_conv_blk4_ff(&args);
         } else {
@@ -296,11 +324,11 @@ static inline void ss_conv_block(const ss_conv_params_t *p, const void *col, int
     }
 }
 
-static inline void ss_conv_gemm(const ss_conv_params_t *p, const int8_t *input, int8_t *output,
+SS_SPECIALIZE void ss_conv_gemm(const ss_conv_params_t *p, const int8_t *input, int8_t *output,
                                 int fast, int full) {
     const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
     const int out_w = p->out_w, out_c = p->out_c;
-    const int block = p->block, k_stride = p->k_stride;
+    const int k_stride = p->k_stride;
     const int pixels = p->out_h * out_w;
     /* 1x1 filters over whole words read the pixel in place */
     const int direct = p->k_h == 1 && p->k_w == 1 && (in_c & 3) == 0;
@@ -315,8 +343,11 @@ static inline void ss_conv_gemm(const ss_conv_params_t *p, const int8_t *input, 
         int8_t *out_b = output + b * pixels * out_c;
         int oy = 0, ox = 0;
         (void)direct;
-        for (int px = 0; px < pixels; px += block) {
-            const int n = pixels - px < block ? pixels - px : block;
+        for (int px = 0; px < pixels;) {
+            /* blocks of p->block pixels; the rest in blocks of 2 (the last maybe of 1) */
+            const int rest = pixels - px;
+            const int block = rest >= p->block ? p->block : 2;
+            const int n = rest < block ? rest : block;
             const int8_t *src = in_b;
             for (int i = 0; i < block; i++) {
                 /* slots past the last pixel repeat it (computed, never stored) */
@@ -339,7 +370,7 @@ static inline void ss_conv_gemm(const ss_conv_params_t *p, const int8_t *input, 
                 if (i < n) {
                     if (direct) {
                         src = in_b + (oy * p->stride_h * in_w + ox * p->stride_w) * in_c;
-                        memcpy(slot, src, (size_t)k_stride);
+                        ss_copy_bytes(slot, src, k_stride);
                     } else {
                         ss_conv_gather(p, in_b, oy, ox, slot);
                     }
@@ -348,11 +379,12 @@ static inline void ss_conv_gemm(const ss_conv_params_t *p, const int8_t *input, 
                         oy++;
                     }
                 } else {
-                    memcpy(slot, col + (n - 1) * k_stride, (size_t)k_stride);
+                    ss_copy_bytes(slot, col + (n - 1) * k_stride, k_stride);
                 }
 #endif
             }
-            ss_conv_block(p, col, n, out_b + px * out_c, fast, full);
+            ss_conv_block(p, col, block, n, out_b + px * out_c, fast, full);
+            px += n;
         }
     }
 }

@@ -1,9 +1,10 @@
 /* DEPTHWISE_CONV_2D, int8: TFLM reference_integer_ops::DepthwiseConvPerChannel, bit-exact.
  *
- * Output channel oc = ic * depth_mult + m reads input channel ic. The accumulator starts at the
- * folded bias (bias + input_offset * sum of the channel's taps); a tap outside the image then
- * contributes filter * input zero point, which equals TFLM's clipped window with the offset
- * added per tap (modulo 2^32, like every int32 sum here).
+ * Output channel oc = ic * depth_mult + m reads input channel ic. Windows inside the image
+ * start at the folded bias (bias + input_offset * sum of the channel's taps, the channel
+ * record's start) and multiply plain input bytes; windows crossing the border are clipped to
+ * the image, start at the plain bias and add the offset per tap, as TFLM does (equal modulo
+ * 2^32, like every int32 sum here).
  *
  * Order (generator/schedule.py relies on it for in-place planning): output pixels in order;
  * per pixel the output channels in chunks - four at a time while depth_mult == 1 (then single
@@ -11,8 +12,8 @@
  *
  * The filter comes in that chunk order ("tap-major per chunk": chunk [a, b) holds its taps'
  * b - a bytes after each other at filter + a * taps), so a chunk of four reads one word per tap.
- * On DSP cores the four channels are two SXTB16 halves of that word (SMLABB/SMLATT); interior
- * 3x3 windows are unrolled. */
+ * On DSP cores the four channels are two SXTB16 halves of that word (SMLABB/SMLATT, SADD16 for
+ * the offset); interior 3x3 windows are unrolled (runs of them in assembly). */
 #include "ss_fixedpoint.h"
 #include "ss_kernels.h"
 #include "ss_kutil.h"
@@ -53,16 +54,42 @@ static inline void ss_dw3x3_quad(const int8_t *x, int xc, int xr, const int8_t *
     acc[3] = a3;
 }
 
-/* Four channels over an interior window of any size. */
-static inline void ss_dw_quad(const int8_t *x, int xc, int xr, int k_h, int k_w, const int8_t *f,
-                              int32_t *acc) {
+/* Four channels over ny x nx taps: x at the first tap (columns xc, rows xr bytes apart), f at
+ * the chunk's first such tap (4 bytes per tap, rows f_row bytes apart); with_off adds the input
+ * offset to every input value (off2: the offset in both halfwords). */
+static inline void ss_dw_quad(const int8_t *x, int xc, int xr, int ny, int nx, const int8_t *f,
+                              int f_row, int32_t in_off, int with_off, int32_t *acc) {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (int ky = 0; ky < k_h; ky++) {
+#if SS_SIMD
+    const uint32_t off2 = ((uint32_t)in_off << 16) | ((uint32_t)in_off & 0xFFFFu);
+#endif
+    for (int ky = 0; ky < ny; ky++) {
         const int8_t *r = x + ky * xr;
-        for (int kx = 0; kx < k_w; kx++) {
-            ss_dw_tap4(ss_read4(r), ss_read4(f), &a0, &a1, &a2, &a3);
+        const int8_t *fr = f + ky * f_row;
+        for (int kx = 0; kx < nx; kx++) {
+            const uint32_t xw = ss_read4(r);
+            const uint32_t fw = ss_read4(fr);
+#if SS_SIMD
+            uint32_t xe = ss_sxtb16(xw), xo = ss_sxtb16_ror8(xw);
+            if (with_off) {
+                xe = ss_sadd16(xe, off2);
+                xo = ss_sadd16(xo, off2);
+            }
+            const uint32_t fe = ss_sxtb16(fw), fo = ss_sxtb16_ror8(fw);
+            a0 = ss_smlabb(xe, fe, a0);
+            a2 = ss_smlatt(xe, fe, a2);
+            a1 = ss_smlabb(xo, fo, a1);
+            a3 = ss_smlatt(xo, fo, a3);
+#else
+            const int32_t o = with_off ? in_off : 0;
+            a0 += ((int32_t)(int8_t)(xw & 0xFFu) + o) * (int32_t)(int8_t)(fw & 0xFFu);
+            a1 += ((int32_t)(int8_t)((xw >> 8) & 0xFFu) + o) * (int32_t)(int8_t)((fw >> 8) & 0xFFu);
+            a2 += ((int32_t)(int8_t)((xw >> 16) & 0xFFu) + o) *
+                  (int32_t)(int8_t)((fw >> 16) & 0xFFu);
+            a3 += ((int32_t)(int8_t)(xw >> 24) + o) * (int32_t)(int8_t)(fw >> 24);
+#endif
             r += xc;
-            f += 4;
+            fr += 4;
         }
     }
     acc[0] = a0;
@@ -71,99 +98,217 @@ static inline void ss_dw_quad(const int8_t *x, int xc, int xr, int k_h, int k_w,
     acc[3] = a3;
 }
 
-typedef struct {
-    const int8_t *in_b; /* the batch's input */
-    int iy0, ix0;       /* window origin (may lie outside the image) */
-} ss_dw_win_t;
-
-/* Four channels from input channel c over a window that crosses the border: taps outside the
- * image read the zero point (zp4: its byte four times). */
-static inline void ss_dw_quad_border(const ss_dwconv_params_t *p, const ss_dw_win_t *w, int c,
-                                     uint32_t zp4, const int8_t *f, int32_t *acc) {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (int ky = 0; ky < p->k_h; ky++) {
-        const int iy = w->iy0 + ky * p->dil_h;
-        const int row_ok = iy >= 0 && iy < p->in_h;
-        for (int kx = 0; kx < p->k_w; kx++) {
-            const int ix = w->ix0 + kx * p->dil_w;
-            uint32_t xw = zp4;
-            if (row_ok && ix >= 0 && ix < p->in_w) {
-                xw = ss_read4(w->in_b + (iy * p->in_w + ix) * p->in_c + c);
-            }
-            ss_dw_tap4(xw, ss_read4(f), &a0, &a1, &a2, &a3);
-            f += 4;
-        }
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
-/* One output channel reading input channel ic, any window. */
-static inline int32_t ss_dw_one(const ss_dwconv_params_t *p, const ss_dw_win_t *w, int ic,
-                                int32_t zp, const int8_t *f, int32_t acc) {
-    for (int ky = 0; ky < p->k_h; ky++) {
-        const int iy = w->iy0 + ky * p->dil_h;
-        const int row_ok = iy >= 0 && iy < p->in_h;
-        for (int kx = 0; kx < p->k_w; kx++) {
-            const int ix = w->ix0 + kx * p->dil_w;
-            int32_t x = zp;
-            if (row_ok && ix >= 0 && ix < p->in_w) {
-                x = w->in_b[(iy * p->in_w + ix) * p->in_c + ic];
-            }
-            acc += x * (int32_t)*f++;
+/* One channel over ny x nx taps (x: input at the first tap, channel ic; f: the channel's first
+ * such tap, 1 byte per tap, rows f_row bytes apart). */
+static inline int32_t ss_dw_one(const int8_t *x, int xc, int xr, int ny, int nx, const int8_t *f,
+                                int f_row, int32_t off, int32_t acc) {
+    for (int ky = 0; ky < ny; ky++) {
+        const int8_t *r = x + ky * xr;
+        const int8_t *fr = f + ky * f_row;
+        for (int kx = 0; kx < nx; kx++) {
+            acc += ((int32_t)*r + off) * (int32_t)fr[kx];
+            r += xc;
         }
     }
     return acc;
 }
 
-static inline void ss_dw_run(const ss_dwconv_params_t *p, const int8_t *input, int8_t *output,
+#if SS_SIMD && defined(__ARM_FEATURE_DSP) && !defined(SS_NO_ASM)
+#define SS_DW_ASM 1
+/* A run of interior output pixels of one row with a 3x3 window (dilation 1), depth_mult 1,
+ * channels a multiple of 4, fast requantization and the full int8 range, in assembly. Same
+ * order and arithmetic as the C loop: per pixel, per chunk of four channels, nine taps of
+ * LDR x, LDR f, 4 SXTB16, SMLABB/SMLATT x 4, then ss_rq_fast + SSAT and four STRB. */
+typedef struct {
+    const int8_t *x;     /* 0: input at the first pixel's top-left tap, channel 0 */
+    int32_t xc;          /* 4: bytes between columns (in_c) */
+    int32_t xr;          /* 8: bytes between rows (in_w * in_c) */
+    int32_t xs;          /* 12: bytes between the run's pixels' windows (stride_w * in_c) */
+    const int8_t *f;     /* 16: filter, chunk-major (36 bytes per chunk) */
+    const int32_t *rec;  /* 20: channel records */
+    int8_t *out;         /* 24: output of the first pixel, channel 0 */
+    int32_t quads;       /* 28: channel chunks (>= 1) */
+    int32_t count;       /* 32: pixels (>= 1) */
+} ss_dw_args_t;
+void ss_dw3x3_run_ff(const ss_dw_args_t *a);
+
+/* Frame: [sp] x, [4] xr, [8] xs, [12] f, [16] rec, [20] out, [24] f end, [28] pixels left,
+ * [32] rec (current). Registers: r0-r3 accumulators, r4-r6 the window rows, r7 = xc - 4,
+ * r8 = 2 xc - 4, r9 filter, r10/r11 x and f words, r12/lr their other halves. */
+#define SS_DW_TAP(LOAD_X)                       \
+    LOAD_X                                      \
+    "ldr r11, [r9], #4\n\t"                     \
+    "sxtb16 r12, r10\n\t"                       \
+    "sxtb16 lr, r11\n\t"                        \
+    "smlabb r0, r12, lr, r0\n\t"                \
+    "smlatt r2, r12, lr, r2\n\t"                \
+    "sxtb16 r10, r10, ror #8\n\t"               \
+    "sxtb16 r11, r11, ror #8\n\t"               \
+    "smlabb r1, r10, r11, r1\n\t"               \
+    "smlatt r3, r10, r11, r3\n\t"
+#define SS_DW_ROW(R)                            \
+    SS_DW_TAP("ldr r10, [" R "], #4\n\t")       \
+    SS_DW_TAP("ldr r10, [" R ", r7]\n\t")       \
+    SS_DW_TAP("ldr r10, [" R ", r8]\n\t")
+#define SS_DW_RQ(A, OFF)                        \
+    "ldrd r11, r12, [r10, #" OFF "]\n\t"        \
+    "ldr lr, [r10, #" OFF "+8]\n\t"             \
+    "lsl " A ", " A ", #1\n\t"                  \
+    "smmulr " A ", " A ", r11\n\t"              \
+    "add r12, r12, " A ", asr #31\n\t"          \
+    "add " A ", " A ", r12\n\t"                 \
+    "asr " A ", " A ", lr\n\t"                  \
+    "ssat " A ", #8, " A "\n\t"
+__asm__(".pushsection .text.ss_dw3x3_run_ff,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global ss_dw3x3_run_ff\n\t"
+        ".hidden ss_dw3x3_run_ff\n\t"
+        ".thumb_func\n\t"
+        ".type ss_dw3x3_run_ff, %function\n"
+        "ss_dw3x3_run_ff:\n\t"
+        "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+        "sub sp, sp, #36\n\t"
+        "ldmia r0, {r1, r2, r3, r4, r5, r6, r7, r8, r9}\n\t" /* x xc xr xs f rec out q n */
+        "str r1, [sp, #0]\n\t"
+        "str r3, [sp, #4]\n\t"
+        "str r4, [sp, #8]\n\t"
+        "str r5, [sp, #12]\n\t"
+        "str r6, [sp, #16]\n\t"
+        "str r7, [sp, #20]\n\t"
+        "add r8, r8, r8, lsl #3\n\t" /* quads * 9 words */
+        "add r8, r5, r8, lsl #2\n\t"
+        "str r8, [sp, #24]\n\t"
+        "str r9, [sp, #28]\n\t"
+        "sub r7, r2, #4\n\t"
+        "lsl r8, r2, #1\n\t"
+        "sub r8, r8, #4\n"
+        "1:\n\t" /* a pixel */
+        "ldr r4, [sp, #0]\n\t"
+        "ldr r10, [sp, #4]\n\t"
+        "add r5, r4, r10\n\t"
+        "add r6, r5, r10\n\t"
+        "ldr r9, [sp, #12]\n\t"
+        "ldr r10, [sp, #16]\n\t"
+        "str r10, [sp, #32]\n"
+        "2:\n\t" /* a chunk of four channels */
+        "ldr r10, [sp, #32]\n\t"
+        "ldr r0, [r10]\n\t"
+        "ldr r1, [r10, #16]\n\t"
+        "ldr r2, [r10, #32]\n\t"
+        "ldr r3, [r10, #48]\n\t"
+        SS_DW_ROW("r4") SS_DW_ROW("r5") SS_DW_ROW("r6")
+        "ldr r10, [sp, #32]\n\t"
+        SS_DW_RQ("r0", "4") SS_DW_RQ("r1", "20") SS_DW_RQ("r2", "36") SS_DW_RQ("r3", "52")
+        "add r10, r10, #64\n\t"
+        "str r10, [sp, #32]\n\t"
+        "ldr r11, [sp, #20]\n\t"
+        "strb r0, [r11, #0]\n\t"
+        "strb r1, [r11, #1]\n\t"
+        "strb r2, [r11, #2]\n\t"
+        "strb r3, [r11, #3]\n\t"
+        "add r11, r11, #4\n\t"
+        "str r11, [sp, #20]\n\t"
+        "ldr r10, [sp, #24]\n\t"
+        "cmp r9, r10\n\t"
+        "bne 2b\n\t"
+        "ldr r4, [sp, #0]\n\t" /* next pixel */
+        "ldr r10, [sp, #8]\n\t"
+        "add r4, r4, r10\n\t"
+        "str r4, [sp, #0]\n\t"
+        "ldr r10, [sp, #28]\n\t"
+        "subs r10, r10, #1\n\t"
+        "str r10, [sp, #28]\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #36\n\t"
+        "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
+        ".size ss_dw3x3_run_ff, . - ss_dw3x3_run_ff\n\t"
+        ".popsection\n");
+#else
+#define SS_DW_ASM 0
+#endif
+
+SS_SPECIALIZE void ss_dw_run(const ss_dwconv_params_t *p, const int8_t *input, int8_t *output,
                              int fast, int full) {
     const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
     const int out_h = p->out_h, out_w = p->out_w, out_c = p->out_c;
     const int k_h = p->k_h, k_w = p->k_w, taps = k_h * k_w, dm = p->depth_mult;
     const int xc = p->dil_w * in_c, xr = p->dil_h * in_w * in_c;
-    const int32_t zp = -p->input_offset;
-    const uint32_t zp4 = ((uint32_t)zp & 0xFFu) * 0x01010101u;
+    const int32_t in_off = p->input_offset;
     const int quads = dm == 1 ? out_c / 4 : 0;
     const int is3x3 = k_h == 3 && k_w == 3 && p->dil_h == 1 && p->dil_w == 1;
     const int32_t ozp = p->output_offset, lo = p->act_min, hi = p->act_max;
     int8_t *out = output;
     for (int b = 0; b < p->batches; b++) {
-        ss_dw_win_t w;
-        w.in_b = input + b * in_h * in_w * in_c;
+        const int8_t *in_b = input + b * in_h * in_w * in_c;
         for (int oy = 0; oy < out_h; oy++) {
-            w.iy0 = oy * p->stride_h - p->pad_h;
-            const int rows_in = w.iy0 >= 0 && w.iy0 + (k_h - 1) * p->dil_h < in_h;
+            const int iy0 = oy * p->stride_h - p->pad_h;
+            int ky0, ky1;
+            ss_tap_range(iy0, p->dil_h, k_h, in_h, &ky0, &ky1);
             for (int ox = 0; ox < out_w; ox++) {
-                w.ix0 = ox * p->stride_w - p->pad_w;
-                const int inside =
-                    rows_in && w.ix0 >= 0 && w.ix0 + (k_w - 1) * p->dil_w < in_w;
-                const int8_t *x = inside ? w.in_b + (w.iy0 * in_w + w.ix0) * in_c : w.in_b;
+                const int ix0 = ox * p->stride_w - p->pad_w;
+                int kx0, kx1;
+                ss_tap_range(ix0, p->dil_w, k_w, in_w, &kx0, &kx1);
+                const int inside = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
+#if SS_DW_ASM
+                if (fast && full && inside && is3x3 && quads > 0 && quads * 4 == out_c) {
+                    int run = 1; /* interior pixels from ox on */
+                    while (ox + run < out_w &&
+                           (ox + run) * p->stride_w - p->pad_w + (k_w - 1) < in_w) {
+                        run++;
+                    }
+                    const ss_dw_args_t args = {in_b + (iy0 * in_w + ix0) * in_c, xc, xr,
+                                               p->stride_w * in_c, p->filter, p->chan, out,
+                                               quads, run};
+                    ss_dw3x3_run_ff(&args);
+                    out += run * out_c;
+                    ox += run - 1;
+                    continue;
+                }
+#endif
+                /* the clipped window: ny x nx taps from (ky0, kx0) */
+                const int ny = ky1 > ky0 ? ky1 - ky0 : 0;
+                const int nx = kx1 > kx0 && ny > 0 ? kx1 - kx0 : 0;
+                const int8_t *x =
+                    nx > 0 ? in_b + (iy0 + ky0 * p->dil_h) * in_w * in_c +
+                                 (ix0 + kx0 * p->dil_w) * in_c
+                           : in_b;
+                const int t0 = ky0 * k_w + kx0;
                 const int8_t *f = p->filter;
                 const int32_t *rec = p->chan;
+                const int32_t *bias = p->bias;
                 int oc = 0;
                 for (int q = 0; q < quads; q++) {
-                    int32_t acc[4] = {rec[0], rec[4], rec[8], rec[12]};
-                    if (!inside) {
-                        ss_dw_quad_border(p, &w, oc, zp4, f, acc);
-                    } else if (is3x3) {
-                        ss_dw3x3_quad(x + oc, xc, xr, f, acc);
+                    if (inside) {
+                        int32_t acc[4] = {rec[0], rec[4], rec[8], rec[12]};
+                        if (is3x3) {
+                            ss_dw3x3_quad(x + oc, xc, xr, f, acc);
+                        } else {
+                            ss_dw_quad(x + oc, xc, xr, k_h, k_w, f, 4 * k_w, 0, 0, acc);
+                        }
+                        out[0] = ss_rq(acc[0], rec, fast, full, ozp, lo, hi);
+                        out[1] = ss_rq(acc[1], rec + 4, fast, full, ozp, lo, hi);
+                        out[2] = ss_rq(acc[2], rec + 8, fast, full, ozp, lo, hi);
+                        out[3] = ss_rq(acc[3], rec + 12, fast, full, ozp, lo, hi);
                     } else {
-                        ss_dw_quad(x + oc, xc, xr, k_h, k_w, f, acc);
+                        int32_t acc[4] = {bias[oc], bias[oc + 1], bias[oc + 2], bias[oc + 3]};
+                        ss_dw_quad(x + oc, xc, xr, ny, nx, f + 4 * t0, 4 * k_w, in_off, 1, acc);
+                        out[0] = ss_rq(acc[0], rec, fast, full, ozp, lo, hi);
+                        out[1] = ss_rq(acc[1], rec + 4, fast, full, ozp, lo, hi);
+                        out[2] = ss_rq(acc[2], rec + 8, fast, full, ozp, lo, hi);
+                        out[3] = ss_rq(acc[3], rec + 12, fast, full, ozp, lo, hi);
                     }
-                    out[0] = ss_rq(acc[0], rec, fast, full, ozp, lo, hi);
-                    out[1] = ss_rq(acc[1], rec + 4, fast, full, ozp, lo, hi);
-                    out[2] = ss_rq(acc[2], rec + 8, fast, full, ozp, lo, hi);
-                    out[3] = ss_rq(acc[3], rec + 12, fast, full, ozp, lo, hi);
                     out += 4;
                     oc += 4;
                     f += 4 * taps;
                     rec += 16;
                 }
                 for (; oc < out_c; oc++) {
-                    const int32_t acc = ss_dw_one(p, &w, oc / dm, zp, f, rec[0]);
+                    const int32_t acc =
+                        inside ? ss_dw_one(x + oc / dm, xc, xr, k_h, k_w, f, k_w, 0, rec[0])
+                               : ss_dw_one(x + oc / dm, xc, xr, ny, nx, f + t0, k_w, in_off,
+                                           bias[oc]);
                     *out++ = ss_rq(acc, rec, fast, full, ozp, lo, hi);
                     f += taps;
                     rec += 4;

@@ -6,7 +6,7 @@
 #include "ss_kernels.h"
 #include "ss_kutil.h"
 
-static inline void ss_fc_run(const ss_fc_params_t *p, const int8_t *input, int8_t *output,
+SS_SPECIALIZE void ss_fc_run(const ss_fc_params_t *p, const int8_t *input, int8_t *output,
                              int fast, int full) {
     const int depth = (int)p->accum_depth;
     const int out_c = (int)p->out_c;

@@ -7,6 +7,14 @@
 
 #include <stdint.h>
 
+/* Kernels instantiate their loops per requantization mode with constant flags; this makes the
+ * compiler really inline them (so the flags fold) instead of sharing one copy. */
+#if defined(__GNUC__)
+#define SS_SPECIALIZE static inline __attribute__((always_inline))
+#else
+#define SS_SPECIALIZE static inline
+#endif
+
 /* a + b and a * b with two's-complement wrap-around (no undefined behaviour). */
 static inline int32_t ss_wadd(int32_t a, int32_t b) {
     return (int32_t)((uint32_t)a + (uint32_t)b);

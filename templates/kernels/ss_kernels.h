@@ -18,7 +18,7 @@
 
 /* ---- CONV_2D (int8 activations, int8 weights OHWI, int32 bias, per-channel requant) -------- */
 #define SS_CONV_GEMM 0u    /* patches of `block` output pixels gathered, then a GEMM */
-#define SS_CONV_GENERIC 1u /* taps clipped to the image, TFLM's loop order (grouped, long patches) */
+#define SS_CONV_GENERIC 1u /* taps clipped to the image, TFLM's order (grouped, long patches) */
 /* The GEMM path's stack buffer: block * k_stride patch elements at most (generator/schedule.py). */
 #define SS_CONV_COL_ELEMS 512
 typedef struct {
@@ -50,8 +50,10 @@ typedef struct {
     uint16_t pad_h, pad_w;
     uint8_t rq_fast, full_range;
     int32_t input_offset, output_offset, act_min, act_max;
-    const int8_t *filter;      /* [k_h][k_w][out_c] */
+    const int8_t *filter;      /* per channel chunk (4 channels while depth_mult == 1, then 1):
+                                  the chunk's taps (k_h x k_w) after each other */
     const int32_t *chan;       /* [out_c][4] channel records (start = folded bias) */
+    const int32_t *bias;       /* [out_c]: the plain bias (windows crossing the border) */
 } ss_dwconv_params_t;
 void ss_dwconv_s8(const ss_dwconv_params_t *p, const int8_t *input, int8_t *output);
 
