@@ -77,23 +77,32 @@ static void ss_conv_generic(const ss_conv_params_t *p, const int8_t *input, int8
 
 /* Small copies and fills inline (a library call costs more than the bytes here): words where
  * the core allows unaligned access (ss_read4 / a 4-byte memcpy become LDR / STR), else bytes. */
+#if !defined(__arm__) || defined(__ARM_FEATURE_UNALIGNED)
+#define SS_WORDS_ANYWHERE 1
+#else
+#define SS_WORDS_ANYWHERE 0
+#endif
 static inline void ss_copy_bytes(int8_t *d, const int8_t *src, int n) {
     int i = 0;
+#if SS_WORDS_ANYWHERE
     for (; i + 4 <= n; i += 4) {
         const uint32_t v = ss_read4(src + i);
         memcpy(d + i, &v, 4);
     }
+#endif
     for (; i < n; i++) {
         d[i] = src[i];
     }
 }
 
 static inline void ss_fill_bytes(int8_t *d, int8_t v, int n) {
-    const uint32_t w = (uint32_t)(uint8_t)v * 0x01010101u;
     int i = 0;
+#if SS_WORDS_ANYWHERE
+    const uint32_t w = (uint32_t)(uint8_t)v * 0x01010101u;
     for (; i + 4 <= n; i += 4) {
         memcpy(d + i, &w, 4);
     }
+#endif
     for (; i < n; i++) {
         d[i] = v;
     }

@@ -18,10 +18,12 @@
 #include "ss_kernels.h"
 #include "ss_kutil.h"
 
-/* acc[0..3] += x[0..3] * f[0..3] for one tap of four channels (words xw and fw). */
-static inline void ss_dw_tap4(uint32_t xw, uint32_t fw, int32_t *a0, int32_t *a1, int32_t *a2,
-                              int32_t *a3) {
+/* acc[0..3] += x[0..3] * f[0..3] for one tap of four channels (one word each on DSP cores;
+ * bytes in the scalar loops, which must not assume unaligned word access). */
+static inline void ss_dw_tap4(const int8_t *x, const int8_t *f, int32_t *a0, int32_t *a1,
+                              int32_t *a2, int32_t *a3) {
 #if SS_SIMD
+    const uint32_t xw = ss_read4(x), fw = ss_read4(f);
     const uint32_t xe = ss_sxtb16(xw), xo = ss_sxtb16_ror8(xw);
     const uint32_t fe = ss_sxtb16(fw), fo = ss_sxtb16_ror8(fw);
     *a0 = ss_smlabb(xe, fe, *a0);
@@ -29,10 +31,10 @@ static inline void ss_dw_tap4(uint32_t xw, uint32_t fw, int32_t *a0, int32_t *a1
     *a1 = ss_smlabb(xo, fo, *a1);
     *a3 = ss_smlatt(xo, fo, *a3);
 #else
-    *a0 += (int32_t)(int8_t)(xw & 0xFFu) * (int32_t)(int8_t)(fw & 0xFFu);
-    *a1 += (int32_t)(int8_t)((xw >> 8) & 0xFFu) * (int32_t)(int8_t)((fw >> 8) & 0xFFu);
-    *a2 += (int32_t)(int8_t)((xw >> 16) & 0xFFu) * (int32_t)(int8_t)((fw >> 16) & 0xFFu);
-    *a3 += (int32_t)(int8_t)(xw >> 24) * (int32_t)(int8_t)(fw >> 24);
+    *a0 += (int32_t)x[0] * f[0];
+    *a1 += (int32_t)x[1] * f[1];
+    *a2 += (int32_t)x[2] * f[2];
+    *a3 += (int32_t)x[3] * f[3];
 #endif
 }
 
@@ -42,9 +44,9 @@ static inline void ss_dw3x3_quad(const int8_t *x, int xc, int xr, const int8_t *
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     const int8_t *r = x;
     for (int ky = 0; ky < 3; ky++) {
-        ss_dw_tap4(ss_read4(r), ss_read4(f), &a0, &a1, &a2, &a3);
-        ss_dw_tap4(ss_read4(r + xc), ss_read4(f + 4), &a0, &a1, &a2, &a3);
-        ss_dw_tap4(ss_read4(r + 2 * xc), ss_read4(f + 8), &a0, &a1, &a2, &a3);
+        ss_dw_tap4(r, f, &a0, &a1, &a2, &a3);
+        ss_dw_tap4(r + xc, f + 4, &a0, &a1, &a2, &a3);
+        ss_dw_tap4(r + 2 * xc, f + 8, &a0, &a1, &a2, &a3);
         r += xr;
         f += 12;
     }
@@ -67,9 +69,9 @@ static inline void ss_dw_quad(const int8_t *x, int xc, int xr, int ny, int nx, c
         const int8_t *r = x + ky * xr;
         const int8_t *fr = f + ky * f_row;
         for (int kx = 0; kx < nx; kx++) {
+#if SS_SIMD
             const uint32_t xw = ss_read4(r);
             const uint32_t fw = ss_read4(fr);
-#if SS_SIMD
             uint32_t xe = ss_sxtb16(xw), xo = ss_sxtb16_ror8(xw);
             if (with_off) {
                 xe = ss_sadd16(xe, off2);
@@ -82,11 +84,10 @@ static inline void ss_dw_quad(const int8_t *x, int xc, int xr, int ny, int nx, c
             a3 = ss_smlatt(xo, fo, a3);
 #else
             const int32_t o = with_off ? in_off : 0;
-            a0 += ((int32_t)(int8_t)(xw & 0xFFu) + o) * (int32_t)(int8_t)(fw & 0xFFu);
-            a1 += ((int32_t)(int8_t)((xw >> 8) & 0xFFu) + o) * (int32_t)(int8_t)((fw >> 8) & 0xFFu);
-            a2 += ((int32_t)(int8_t)((xw >> 16) & 0xFFu) + o) *
-                  (int32_t)(int8_t)((fw >> 16) & 0xFFu);
-            a3 += ((int32_t)(int8_t)(xw >> 24) + o) * (int32_t)(int8_t)(fw >> 24);
+            a0 += ((int32_t)r[0] + o) * fr[0];
+            a1 += ((int32_t)r[1] + o) * fr[1];
+            a2 += ((int32_t)r[2] + o) * fr[2];
+            a3 += ((int32_t)r[3] + o) * fr[3];
 #endif
             r += xc;
             fr += 4;

@@ -8,8 +8,10 @@
 #include <stdint.h>
 
 /* Kernels instantiate their loops per requantization mode with constant flags; this makes the
- * compiler really inline them (so the flags fold) instead of sharing one copy. */
-#if defined(__GNUC__)
+ * compiler really inline them (so the flags fold) instead of sharing one copy. Not on cores
+ * without the DSP extension (Cortex-M0/M0+/M3): with eight low registers the larger inlined
+ * loops spill more than the folded flags save. */
+#if defined(__GNUC__) && (!defined(__arm__) || defined(__ARM_FEATURE_DSP))
 #define SS_SPECIALIZE static inline __attribute__((always_inline))
 #else
 #define SS_SPECIALIZE static inline
