@@ -28,11 +28,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generator import tflm  # noqa: E402
 from generator.boards import load_board  # noqa: E402
-from generator.emit.tflm_app import compare_tensors  # noqa: E402
 from generator.errors import FitError, SweetspotError  # noqa: E402
 from generator.runner import RunRequest, run, write_json  # noqa: E402
+from generator.tflm import tree as tflm  # noqa: E402
+from generator.tflm.app import compare_tensors  # noqa: E402
 
 ZOO = ROOT.parent / "shared" / "models" / "zoo"
 MODELS = {

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from generator.boards import load_board  # noqa: E402
+from generator.compiler.plan import tflm_arena  # noqa: E402
 from generator.errors import FitError, SweetspotError  # noqa: E402
-from generator.plan import tflm_arena  # noqa: E402
 from generator.runner import RunRequest, run, write_json  # noqa: E402
 
 ZOO = ROOT.parent / "shared" / "models" / "zoo"

@@ -20,9 +20,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generator.campaign import build, power_fail_campaign, run_configured  # noqa: E402
-from generator.energy import QUALITY_LEVELS  # noqa: E402
-from generator.runtime import SimConfig, commit_overhead, decode_stats  # noqa: E402
+from generator.runtime.campaign import build, power_fail_campaign, run_configured  # noqa: E402
+from generator.runtime.layout import SimConfig, commit_overhead, decode_stats  # noqa: E402
+from generator.runtime.quality import QUALITY_LEVELS  # noqa: E402
 
 ZOO = ROOT.parent / "shared" / "models" / "zoo"
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .boards import load_all, load_board
-from .errors import FirmwareFault, SweetspotError
+from generator import __version__
+from generator.boards import load_all, load_board
+from generator.errors import FirmwareFault, SweetspotError
 
 FirmwareFault.exit_code = 3
 
@@ -112,8 +112,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .campaign import run_request, wants_runtime
-    from .runner import RunRequest, run, write_json
+    from generator.runner import RunRequest, run, write_json
+    from generator.runtime.campaign import run_request, wants_runtime
 
     app = args.app or ("infer" if args.model else "bench")
     req = RunRequest(board=args.board, app=app, options=_options(args),
@@ -148,8 +148,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The project-made digits CNN on the default board's emulated twin, on real digits."""
     import numpy as np
 
-    from .build import DEFAULT_BOARD, project_root
-    from .runner import RunRequest, run, write_json
+    from generator.build import DEFAULT_BOARD, project_root
+    from generator.runner import RunRequest, run, write_json
 
     root = project_root()
     samples = np.load(root / DEMO_SAMPLES)
@@ -197,7 +197,7 @@ def demo_predictions(doc: dict[str, Any]) -> list[int]:
 # ---- build ---------------------------------------------------------------------------------
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .runner import RunRequest, build_for
+    from generator.runner import RunRequest, build_for
 
     app = args.app or ("infer" if args.model else "bench")
     req = RunRequest(board=args.board, app=app, options=_options(args),
@@ -216,8 +216,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 # ---- flash ---------------------------------------------------------------------------------
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    from .runner import RunRequest, build_for
-    from .targets.nucleo import flash_image, preflight
+    from generator.runner import RunRequest, build_for
+    from generator.targets.nucleo import flash_image, preflight
 
     board = load_board(args.board)
     if board.kind != "nucleo":
@@ -238,7 +238,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
 # ---- inspect -------------------------------------------------------------------------------
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from . import inspect as ssinspect
+    from generator.compiler import inspect as ssinspect
 
     board = load_board(args.board) if args.board else None
     result = ssinspect.inspect_model(Path(args.model), board)

@@ -11,15 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .boards import Board, load_board
-from .build import Artifacts, default_build_dir, run_scons, which_tool
-from .emit import MANIFEST, file_sha256
-from .emit.apps import get_app
-from .energy import document_energy
-from .errors import FirmwareFault, TargetError
-from .targets import RunOutput, target_for
-from .targets.qemu import qemu_binary
+from generator import __version__
+from generator.boards import Board, load_board
+from generator.build import Artifacts, default_build_dir, run_scons, which_tool
+from generator.errors import FirmwareFault, TargetError
+from generator.firmware import MANIFEST, file_sha256
+from generator.firmware.apps import get_app
+from generator.runtime.energy import document_energy
+from generator.targets import RunOutput, target_for
+from generator.targets.qemu import qemu_binary
 
 COUNTER_UNITS = {"dwt": "cycles", "systick": "cycles", "none": "none"}
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.emit.bench import bench_data
+from generator.firmware.bench import bench_data
 
 
 def _numpy_reference(seed: int, multiplier: int, shift: int) -> tuple[int, np.ndarray]:
-    """Independent of the firmware and of generator.emit.bench.expected_outputs: Python integers,
+    """Independent of the firmware and of generator.firmware.bench.expected_outputs: Python
+    integers,
     TFLM's documented arithmetic written out longhand."""
     d = bench_data(seed)
     dot = int(sum(int(a) * int(b) for a, b in zip(d.a, d.b)))

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generator.compiler.loader import load_model
+from generator.compiler.plan import plan_model, require_fit
 from generator.errors import FitError
-from generator.model import load_model
-from generator.plan import plan_model, require_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT.parent / "shared" / "models" / "zoo"

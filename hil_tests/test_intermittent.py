@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from generator.build import run_scons
-from generator.campaign import power_fail_campaign, run_capacitor, run_configured
-from generator.emit import nvmtest as nt
-from generator.energy import QUALITY_LEVELS
-from generator.inject import stream_summary
-from generator.runtime import (
+from generator.runtime import nvmtest as nt
+from generator.runtime.campaign import power_fail_campaign, run_capacitor, run_configured
+from generator.runtime.inject import stream_summary
+from generator.runtime.layout import (
     RECORD_WORDS,
     SimConfig,
     assign_qls,
@@ -26,6 +25,7 @@ from generator.runtime import (
     parse_capacitor,
     plan_persistence,
 )
+from generator.runtime.quality import QUALITY_LEVELS
 
 CAMPAIGN_POINTS = 100  # per twin in the default suite; the slow suite does 1,500
 _BUILDS: dict[tuple[str, str], Any] = {}
@@ -212,7 +212,7 @@ def test_tick_points(chain: Any) -> None:
     """Counter-tick failure points (a twin's SysTick under icount is deterministic): 1 tick into
     an attempt is due at its first poll; a point far beyond the attempt's length is missed (the
     step completes first) and counted."""
-    from generator.runtime import POINT_TICKS, FailPoint
+    from generator.runtime.layout import POINT_TICKS, FailPoint
 
     dut, art = chain
     _twin_only(dut)

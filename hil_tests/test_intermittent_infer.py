@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from generator.build import run_scons
-from generator.campaign import power_fail_campaign, run_configured
-from generator.runtime import SimConfig
+from generator.runtime.campaign import power_fail_campaign, run_configured
+from generator.runtime.layout import SimConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT.parent / "shared" / "models" / "zoo"

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_kernels import GROUPS, _build_group, _inplace_models  # noqa: E402
 
-from generator.modelgen import ModelBuilder, write_model  # noqa: E402
+from generator.compiler.modelgen import ModelBuilder, write_model  # noqa: E402
 
 GROUP_NAMES = ["conv", "depthwise", "fully_connected", "networks"]
 IN_PLACE = sorted(_inplace_models())

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.emit.stream import ZOO_ENV, pipetest_expected, zoo_dir
-from generator.pipeline import load_pipeline
+from generator.frontend.emit import ZOO_ENV, pipetest_expected, zoo_dir
+from generator.frontend.pipeline import load_pipeline
 
 # ("stream" itself is checked window by window in test_stream_demo)
 PIPELINES = ["test_blocks_a", "test_blocks_b", "test_blocks_c"]

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import tflm
 from generator.boards import load_board
-from generator.emit.tflm_app import compare_tensors
+from generator.compiler.plan import tflm_arena
 from generator.errors import FirmwareFault
-from generator.plan import tflm_arena
 from generator.runner import RunRequest, run
+from generator.tflm import tree as tflm
+from generator.tflm.app import compare_tensors
+from generator.tflm.arena import arena_with_margin
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT.parent / "shared" / "models" / "zoo"
@@ -75,7 +76,7 @@ def test_tflm_reference_on_every_twin(dut, checkout, tmp_path):
     arena = doc["app_info"]["tflm"]["arena"]
     used = doc["metrics"]["arena_used_bytes"]
     assert arena["source"] == "measured" and arena["measured_used"] == used
-    assert doc["metrics"]["arena_bytes"] == tflm.arena_with_margin(used)
+    assert doc["metrics"]["arena_bytes"] == arena_with_margin(used)
     # 32-bit structs: less than the wheel's 64-bit recording, more than its activation plan
     host = tflm_arena(IGN)
     assert host.head < used < host.total

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tflite_micro import runtime
 
-from generator.emit.infer import random_inputs
-from generator.hostrun import HostModel, build_host_model
-from generator.ir import Graph
-from generator.model import load_model
+from generator.compiler.emit import random_inputs
+from generator.compiler.ir import Graph
+from generator.compiler.loader import load_model
+from generator.targets.hostmodel import HostModel, build_host_model
 
 
 def edge_quant(graph: Graph, t: int) -> tuple[float, int] | None:

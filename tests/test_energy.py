@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from generator.boards import load_board
-from generator.energy import (
+from generator.runtime.energy import (
     QUALITY_LEVELS,
     compute_energy,
     document_energy,
@@ -15,7 +15,7 @@ from generator.energy import (
     task_energy_pj,
     write_pj_per_word,
 )
-from generator.runtime import RowStats, RuntimeStats
+from generator.runtime.layout import RowStats, RuntimeStats
 
 
 def test_ql_table_is_the_research_table() -> None:

@@ -175,7 +175,7 @@ def test_fast_requantization_equals_longhand(lib: ctypes.CDLL) -> None:
     """Wherever tflm_math.fast_record claims the fast form is exact, the C kernels' ss_rq_fast
     equals the longhand TFLM arithmetic (written out here) on the bound's edges, on ties of the
     rounding shift and on random accumulators within the bound."""
-    from generator.emit import tflm_math as tm
+    from generator.compiler import tflm_math as tm
 
     rng = random.Random(6)
     fast = constant = 0
@@ -211,7 +211,7 @@ def test_fast_requantization_equals_longhand(lib: ctypes.CDLL) -> None:
 def test_fast_requantization_limits() -> None:
     """Where the fast form would not be exact, fast_record says so (and the generator keeps the
     longhand form): a left shift, a shift of 0, an accumulator that could overflow 2 * acc."""
-    from generator.emit import tflm_math as tm
+    from generator.compiler import tflm_math as tm
 
     assert tm.fast_record(0, 2**30, 1, 0, 100) is None  # multiplier > 1: left shift
     assert tm.fast_record(0, 2**30, 0, 0, 100) is None  # no right shift

@@ -15,14 +15,14 @@ from tflite_micro import runtime
 
 from generator.boards import load_board
 from generator.build import run_scons
-from generator.emit import generate
-from generator.emit.apps import get_app
-from generator.emit.infer import load_inputs, random_inputs
+from generator.compiler.emit import load_inputs, random_inputs
+from generator.compiler.loader import load_model
+from generator.compiler.modelgen import ModelBuilder, QParams, write_model
 from generator.errors import AppError, FitError
-from generator.hostrun import HostModel
-from generator.model import load_model
-from generator.modelgen import ModelBuilder, QParams, write_model
-from generator.protocol import parse_stream
+from generator.firmware import generate
+from generator.firmware.apps import get_app
+from generator.targets.hostmodel import HostModel
+from generator.targets.protocol import parse_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT / "models" / "digits_cnn_int8.tflite"
@@ -205,7 +205,7 @@ def test_host_model_stepping_and_rebuild(tmp_path: Path) -> None:
     b.output(b.fully_connected(b.conv2d(b.input((1, 4, 4, 3)), 5, kernel=(3, 3)), 4))
     write_model(b, a)
     bdir = tmp_path / "build"
-    from generator.hostrun import build_host_model
+    from generator.targets.hostmodel import build_host_model
 
     m = build_host_model(a, bdir)
     run = random_inputs(load_model(a), 2, 1)[0]

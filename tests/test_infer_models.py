@@ -15,7 +15,7 @@ from _infer_util import compare_loaded
 from _util import ZOO
 from tflite_micro import runtime
 
-from generator.hostrun import HostModel, build_host_model
+from generator.targets.hostmodel import HostModel, build_host_model
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 PROJECT = ["digits_cnn_int8", "digits_mlp_int8", "residual_int8"]

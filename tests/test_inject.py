@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from generator.energy import QUALITY_LEVELS
-from generator.inject import (
+from generator.runtime.inject import (
     GAP_CONSTANTS,
     Injector,
     Xoshiro128ss,
@@ -22,6 +21,7 @@ from generator.inject import (
     neg_log2_uniform_q24,
     stream_summary,
 )
+from generator.runtime.quality import QUALITY_LEVELS
 
 
 def test_log2_q24_matches_math_log2() -> None:
@@ -127,8 +127,8 @@ def stress_host(tmp_path_factory: pytest.TempPathFactory) -> dict:
         pytest.skip("no host C compiler")
     from generator.boards import load_board
     from generator.build import run_scons
-    from generator.campaign import run_configured
-    from generator.runtime import SimConfig
+    from generator.runtime.campaign import run_configured
+    from generator.runtime.layout import SimConfig
 
     board = load_board("host")
     d: Path = tmp_path_factory.mktemp("stress-host")

@@ -2,7 +2,8 @@
 counts, quantization parameters and fused activations, compared byte for byte with the TFLM
 interpreter.
 
-The cases of one operator are independent chains of one generated model (generator.modelgen),
+The cases of one operator are independent chains of one generated model
+(generator.compiler.modelgen),
 so each operator group is built once for board=host and driven through libssmodel.so with
 varied seeded inputs (uniform, narrow, extreme, sparse; for float inputs rounding ties and
 out-of-range values). The slow sweep adds many randomly drawn configurations per operator.
@@ -17,8 +18,8 @@ import numpy as np
 import pytest
 from _infer_util import compare_loaded, compare_model, compile_variant
 
-from generator.hostrun import HostModel, build_host_model
-from generator.modelgen import ModelBuilder, QParams, write_model
+from generator.compiler.modelgen import ModelBuilder, QParams, write_model
+from generator.targets.hostmodel import HostModel, build_host_model
 
 Case = tuple[str, Callable[[ModelBuilder], object]]
 
@@ -369,8 +370,8 @@ def test_scalar_reference_loops_match_tflm(group: str, tmp_path: Path) -> None:
 
 
 def test_every_loadable_operator_has_a_kernel() -> None:
-    from generator.emit.lowering import LOWERINGS
-    from generator.model import SUPPORTED_OPS
+    from generator.compiler.loader import SUPPORTED_OPS
+    from generator.compiler.lowering import LOWERINGS
 
     assert set(SUPPORTED_OPS) <= set(LOWERINGS)
 
@@ -378,8 +379,8 @@ def test_every_loadable_operator_has_a_kernel() -> None:
 def test_unpreparable_parameters_fail_cleanly(tmp_path: Path) -> None:
     """A softmax whose output quantization TFLM rejects: one clear ModelError, no build."""
     from generator.boards import load_board
-    from generator.emit import generate
     from generator.errors import ModelError
+    from generator.firmware import generate
 
     b = ModelBuilder(seed=1)
     x = b.input((1, 10))
@@ -404,7 +405,7 @@ def test_mismatch_is_detected(tmp_path: Path) -> None:
     write_model(b2, other)
     from _infer_util import compare_loaded
 
-    from generator.hostrun import build_host_model
+    from generator.targets.hostmodel import build_host_model
 
     model = build_host_model(path, tmp_path / "build")
     compared, mismatches = compare_loaded(model, other, seed=3, count=5)
@@ -461,8 +462,8 @@ def _inplace_models() -> dict[str, Callable[[ModelBuilder], object]]:
 def test_in_place_plans_match_tflm(name: str, tmp_path: Path) -> None:
     """Outputs planned over their inputs at the kernels' tightest gaps (generator/schedule.py):
     the C kernels - packed inner loops and the scalar reference loops - still equal TFLM."""
-    from generator.model import load_model
-    from generator.plan import plan_model
+    from generator.compiler.loader import load_model
+    from generator.compiler.plan import plan_model
 
     b = ModelBuilder(seed=sum(map(ord, name)), name=name)
     b.output(_inplace_models()[name](b))
@@ -485,9 +486,9 @@ def test_unsafe_in_place_plan_is_detected(tmp_path: Path, monkeypatch: pytest.Mo
     """The comparison catches a plan that overlaps more than a kernel allows: with every gap
     claimed to be 0, the 1x1 convolution that doubles its channels overwrites input pixels it
     has not read yet."""
-    from generator import schedule
     from generator.boards import load_board
-    from generator.emit import generate
+    from generator.compiler import schedule
+    from generator.firmware import generate
 
     b = ModelBuilder(seed=7, name="unsafe")
     x = b.conv2d(b.input((1, 8, 8, 8)), 16, kernel=(1, 1), padding="VALID")
@@ -506,9 +507,9 @@ def test_requantization_forms_are_covered() -> None:
     both activation-range forms, on the GEMM and the generic convolution paths."""
     import tempfile
 
-    from generator.emit.lowering import lower_graph
-    from generator.model import load_model
-    from generator.plan import plan_model
+    from generator.compiler.loader import load_model
+    from generator.compiler.lowering import lower_graph
+    from generator.compiler.plan import plan_model
 
     summaries = []
     with tempfile.TemporaryDirectory() as d:

@@ -30,8 +30,8 @@ from generator import cli
 from generator.boards import load_board
 from generator.build import Artifacts
 from generator.errors import ProbeError, ProtocolError, TargetError
-from generator.protocol import encode_frame
 from generator.targets import nucleo, target_for
+from generator.targets.protocol import encode_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 NUCLEOS = ("nucleo_g071", "nucleo_h743", "nucleo_l476", "nucleo_u575")

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from generator.boards import load_board
-from generator.emit.stream import (
+from generator.frontend.emit import (
     RingModel,
     StreamApp,
     period_instructions,
     simulate_stream,
     timer_plan,
 )
-from generator.pipeline import (
+from generator.frontend.pipeline import (
     PipelineConfigError,
     QFormatOverflowError,
     RingTooSmallError,
@@ -34,7 +34,7 @@ from generator.pipeline import (
     pipelines_dir,
     window_table,
 )
-from generator.preprocess import run_stage
+from generator.frontend.preprocess import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "models" / "digits_cnn_int8.tflite"
@@ -318,7 +318,7 @@ def test_ring_model_counts_like_the_c_ring() -> None:
 
 
 def test_postprocessing_hand_worked() -> None:
-    from generator.preprocess import postprocess
+    from generator.frontend.preprocess import postprocess
 
     p = load_pipeline("stream")
     post = p.post
@@ -372,9 +372,9 @@ frames = 5
 
 
 def test_image_source_pixels_quantize_to_p_minus_128() -> None:
-    from generator.emit.stream import pipetest_windows
-    from generator.pipeline import images_for, trace_for
-    from generator.preprocess import run_pipeline
+    from generator.frontend.emit import pipetest_windows
+    from generator.frontend.pipeline import images_for, trace_for
+    from generator.frontend.preprocess import run_pipeline
 
     p = parse_pipeline(tomllib.loads(IMAGES))
     assert (p.ring_window, p.ring_hop, p.ring_channels) == (1, 1, 1)
@@ -401,7 +401,7 @@ def test_image_source_errors() -> None:
 
 
 def test_har_without_its_model_says_where_to_get_it() -> None:
-    from generator.emit.stream import HarApp
+    from generator.frontend.emit import HarApp
 
     with pytest.raises(PipelineConfigError) as e:
         HarApp().pipeline({"model": "/nonexistent/ign.tflite"})

@@ -13,8 +13,8 @@ from _util import require_toolchain
 
 from generator.boards import load_board
 from generator.build import run_scons
-from generator.emit import generate
-from generator.emit.stream import TIMERS
+from generator.firmware import generate
+from generator.frontend.emit import TIMERS
 
 
 def _symbols(elf: Path) -> dict[str, int]:

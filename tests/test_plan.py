@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from _models import ZOO_MODELS, conv_model, zoo_model
 
-from generator import schedule
-from generator.errors import FitError, ModelError
-from generator.ir import Graph, Operator, Quant, Tensor
-from generator.model import load_model, load_model_bytes
-from generator.plan import (
+from generator.compiler import schedule
+from generator.compiler.ir import Graph, Operator, Quant, Tensor
+from generator.compiler.loader import load_model, load_model_bytes
+from generator.compiler.plan import (
     RUNTIME_RAM_BYTES,
     check_fit,
     format_stats_table,
@@ -28,6 +27,7 @@ from generator.plan import (
     tflm_arena,
     tflm_arena_bytes,
 )
+from generator.errors import FitError, ModelError
 
 QP = Quant(scale=(0.1,), zero_point=(0,))
 

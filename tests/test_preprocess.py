@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.emit.stream import pipetest_expected, pipetest_windows
-from generator.pipeline import load_pipeline, parse_pipeline
-from generator.preprocess import isqrt_round, run_pipeline, run_stage, stub_scores
+from generator.frontend.emit import pipetest_expected, pipetest_windows
+from generator.frontend.pipeline import load_pipeline, parse_pipeline
+from generator.frontend.preprocess import isqrt_round, run_pipeline, run_stage, stub_scores
 
 BASE = """
 name = "t"

@@ -247,7 +247,7 @@ def test_har_model_is_a_drop_in_for_ign_wl_24():
     assert out["dtype"] == np.float32 and list(out["shape"]) == [1, 4]
     sg = model_editor.read(HAR.read_bytes()).subgraphs[0]
     assert [op.opcode_name for op in sg.operators] == HAR_OPS
-    from generator.emit.stream import zoo_dir
+    from generator.frontend.emit import zoo_dir
 
     ign = zoo_dir() / "ign_wl_24_int8.tflite"
     if ign.is_file():  # same operators and tensor shapes as the zoo model, when it is here
@@ -312,7 +312,7 @@ def test_har_regenerates_byte_identical(tmp_path):
 
 
 def test_har_app_falls_back_to_the_project_model(tmp_path, monkeypatch):
-    from generator.emit.stream import ZOO_ENV, HarApp
+    from generator.frontend.emit import ZOO_ENV, HarApp
 
     monkeypatch.setenv(ZOO_ENV, str(tmp_path))  # an empty zoo
     app = HarApp()
@@ -329,7 +329,7 @@ def test_har_app_falls_back_to_the_project_model(tmp_path, monkeypatch):
 
 
 def test_har_app_prefers_the_zoo_and_model_option(tmp_path, monkeypatch):
-    from generator.emit.stream import ZOO_ENV, HarApp
+    from generator.frontend.emit import ZOO_ENV, HarApp
 
     zoo = tmp_path / "zoo"
     zoo.mkdir()
@@ -353,8 +353,8 @@ def test_har_manifest_says_which_model_and_why(tmp_path, monkeypatch):
     import hashlib
 
     from generator.boards import load_board
-    from generator.emit import MANIFEST, generate
-    from generator.emit.stream import ZOO_ENV
+    from generator.firmware import MANIFEST, generate
+    from generator.frontend.emit import ZOO_ENV
 
     monkeypatch.setenv(ZOO_ENV, str(tmp_path / "nothing-here"))
     tree = generate(load_board("qemu_m4"), "har", tmp_path / "b", {})
@@ -372,9 +372,9 @@ def test_har_manifest_says_which_model_and_why(tmp_path, monkeypatch):
 def test_har_project_pipeline_classifies_the_held_out_trace(har_samples):
     """The numpy twin of har_project's front end into the TFLM interpreter, window by window
     over the committed trace: the top class matches the true activity of most windows."""
-    from generator.emit.stream import HarApp
-    from generator.pipeline import load_pipeline, trace_for
-    from generator.preprocess import run_pipeline
+    from generator.frontend.emit import HarApp
+    from generator.frontend.pipeline import load_pipeline, trace_for
+    from generator.frontend.preprocess import run_pipeline
 
     p = load_pipeline("har_project")
     trace, truth = trace_for(p), har_samples["trace_labels"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from generator.errors import ProtocolError
-from generator.protocol import Parser, crc16, encode_frame, parse_stream
+from generator.targets.protocol import Parser, crc16, encode_frame, parse_stream
 
 
 def test_crc16_is_ccitt_false():

@@ -1,4 +1,4 @@
-"""TFLM's QuantizeMultiplier, reproduced in Python (generator.emit.tflm_math)."""
+"""TFLM's QuantizeMultiplier, reproduced in Python (generator.compiler.tflm_math)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from generator.emit.tflm_math import quantize_multiplier
+from generator.compiler.tflm_math import quantize_multiplier
 
 
 @pytest.mark.parametrize("real, expected", [

@@ -14,10 +14,10 @@ import pytest
 
 from generator.boards import load_board
 from generator.build import run_scons
-from generator.campaign import power_fail_campaign, run_capacitor, run_configured
-from generator.emit import nvmtest as nt
 from generator.errors import AppError, BuildError
-from generator.runtime import (
+from generator.runtime import nvmtest as nt
+from generator.runtime.campaign import power_fail_campaign, run_capacitor, run_configured
+from generator.runtime.layout import (
     CRITICAL_WORDS,
     RECORD_WORDS,
     FailPoint,
@@ -142,8 +142,8 @@ def test_nvmtest_layout_never_clobbers_live_state() -> None:
 
 @pytest.mark.parametrize("name", ["digits_cnn_int8", "residual_int8", "digits_mlp_int8"])
 def test_model_layouts_never_clobber_live_state(name: str) -> None:
-    from generator.model import load_model
-    from generator.plan import plan_model
+    from generator.compiler.loader import load_model
+    from generator.compiler.plan import plan_model
 
     graph = load_model(ROOT / "models" / f"{name}.tflite")
     g = rt_graph_from_ir(graph, plan_model(graph))
@@ -152,8 +152,8 @@ def test_model_layouts_never_clobber_live_state(name: str) -> None:
 
 
 def test_zoo_layouts_never_clobber_live_state(zoo_dir: Path) -> None:
-    from generator.model import load_model
-    from generator.plan import plan_model
+    from generator.compiler.loader import load_model
+    from generator.compiler.plan import plan_model
 
     for p in sorted(zoo_dir.glob("*.tflite")):
         graph = load_model(p)
@@ -365,7 +365,7 @@ def test_records_of_another_build_are_not_trusted(host_chain) -> None:
 
 def test_corrupt_config_is_ignored(host_chain) -> None:
     board, art = host_chain
-    from generator.campaign import _run_host, runtime_info
+    from generator.runtime.campaign import _run_host, runtime_info
 
     rt = runtime_info(art)
     blob = bytearray(encode_config(SimConfig(points=(FailPoint(2, 0, 5),)),
@@ -464,8 +464,8 @@ def test_campaign_catches_broken_commit_protocol(tmp_path: Path, monkeypatch, mu
 
 def test_run_request_with_build_time_options(tmp_path: Path) -> None:
     _need_cc()
-    from generator.campaign import run_request, wants_runtime
     from generator.runner import RunRequest
+    from generator.runtime.campaign import run_request, wants_runtime
 
     opts = {"inject": "off", "ql": "Q1", "power_fail": "30",
             "capacitor": "C=100nF,von=3.3,voff=1.8,harvest=20uW"}
@@ -484,9 +484,9 @@ def test_run_request_with_build_time_options(tmp_path: Path) -> None:
 
 def test_run_request_reports_a_layer_that_never_completes(tmp_path: Path) -> None:
     _need_cc()
-    from generator.campaign import run_request
     from generator.errors import FirmwareFault
     from generator.runner import RunRequest
+    from generator.runtime.campaign import run_request
 
     req = RunRequest(board="host", app="nvmtest", build_dir=tmp_path / "b",
                      options={"inject": "off", "capacitor": "C=2nF,von=3.3,voff=1.8"})
@@ -506,7 +506,7 @@ def test_runtime_builds_for_every_nucleo(tmp_path: Path, board: str) -> None:
     art = run_scons(b, "nvmtest", {"ql": "Q2", "capacitor": "C=1uF,von=3.3,voff=1.8",
                                    "power_fail": "L2:w5"}, tmp_path)
     assert art.elf.is_file() and art.bin is not None and art.bin.is_file()
-    from generator.campaign import noinit_address
+    from generator.runtime.campaign import noinit_address
 
     addr = noinit_address(art.elf)
     assert b.ram.contains(addr, 4)

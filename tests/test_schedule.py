@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator import schedule
-from generator.emit import tflm_math as tm
-from generator.ir import Graph, Operator, Quant, Tensor
+from generator.compiler import schedule
+from generator.compiler import tflm_math as tm
+from generator.compiler.ir import Graph, Operator, Quant, Tensor
 
 QP = Quant(scale=(0.1,), zero_point=(0,))
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from _util import ROOT, ZOO
 
-from generator import tflm
 from generator.boards import load_board
 from generator.errors import AppError, SweetspotError
+from generator.tflm import arena as tflm_arena
+from generator.tflm import tree as tflm
 
 IGN = ZOO / "ign_wl_24_int8.tflite"
 
@@ -146,32 +147,32 @@ def test_resolver_method_names(opcode, method):
     (1, 272),          # 1 + 256 = 257 -> 272
 ])
 def test_arena_margin(measured, expected):
-    assert tflm.arena_with_margin(measured) == expected
+    assert tflm_arena.arena_with_margin(measured) == expected
 
 
 def test_probe_arena_stays_inside_ram():
     m33 = load_board("qemu_m33")
-    assert tflm.probe_arena_bytes(3184, m33) == 2 * 3184 + 16384
+    assert tflm_arena.probe_arena_bytes(3184, m33) == 2 * 3184 + 16384
     m0 = load_board("qemu_m0")  # 16 KiB of RAM - 2 KiB stack - 8 KiB reserve = 6 KiB
-    assert tflm.probe_arena_bytes(3184, m0) == 6144
+    assert tflm_arena.probe_arena_bytes(3184, m0) == 6144
     with pytest.raises(SweetspotError, match="has 16,384 B of RAM"):
-        tflm.probe_arena_bytes(12000, m0)
+        tflm_arena.probe_arena_bytes(12000, m0)
 
 
 def test_arena_key_depends_on_model_tree_and_core(tmp_path):
     t1 = tflm.TflmTree(tmp_path, "k1", "reference", "c" * 40, "")
     t2 = tflm.TflmTree(tmp_path, "k2", "cmsis_nn", "c" * 40, "")
     m33, m4 = load_board("qemu_m33"), load_board("qemu_m4")
-    keys = {tflm.arena_key("a", t1, m33), tflm.arena_key("b", t1, m33),
-            tflm.arena_key("a", t2, m33), tflm.arena_key("a", t1, m4)}
+    keys = {tflm_arena.arena_key("a", t1, m33), tflm_arena.arena_key("b", t1, m33),
+            tflm_arena.arena_key("a", t2, m33), tflm_arena.arena_key("a", t1, m4)}
     assert len(keys) == 4
-    assert tflm.arena_key("a", t1, m33) == tflm.arena_key("a", t1, m33)
+    assert tflm_arena.arena_key("a", t1, m33) == tflm_arena.arena_key("a", t1, m33)
 
 
 def test_probe_board_is_the_nucleo_twin():
-    assert tflm.probe_board(load_board("nucleo_u575")).name == "qemu_m33"
-    assert tflm.probe_board(load_board("qemu_m4")).name == "qemu_m4"
-    assert tflm.probe_board(load_board("host")).name == "host"
+    assert tflm_arena.probe_board(load_board("nucleo_u575")).name == "qemu_m33"
+    assert tflm_arena.probe_board(load_board("qemu_m4")).name == "qemu_m4"
+    assert tflm_arena.probe_board(load_board("host")).name == "host"
 
 
 # ---- with a checkout ---------------------------------------------------------------------------
@@ -203,10 +204,7 @@ def test_cmsis_nn_tree_compiles_the_cmsis_nn_sources():
 
 
 def test_generated_glue_is_deterministic_and_registers_the_models_ops(tmp_path, zoo_dir):
-    from generator.emit import (
-        generate,
-        tflm_app,  # noqa: F401 - registers the 'tflm' app
-    )
+    from generator.firmware import generate
 
     root = checkout_or_skip()
     board = load_board("qemu_m33")

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..boards import Board
-from ..build import Artifacts
-from ..errors import ProtocolError
-from ..protocol import Parser, Session
+from generator.boards import Board
+from generator.build import Artifacts
+from generator.errors import ProtocolError
+from generator.targets.protocol import Parser, Session
 
 
 class ByteSource(Protocol):

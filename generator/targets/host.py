@@ -6,11 +6,11 @@ from __future__ import annotations
 import subprocess
 import time
 
-from ..boards import Board
-from ..build import Artifacts
-from ..errors import ProtocolError, TargetError
-from ..protocol import parse_stream
-from .base import RunOutput, Target
+from generator.boards import Board
+from generator.build import Artifacts
+from generator.errors import ProtocolError, TargetError
+from generator.targets.base import RunOutput, Target
+from generator.targets.protocol import parse_stream
 
 
 class HostTarget(Target):

@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 import serial
 import serial.tools.list_ports
 
-from ..boards import Board
-from ..build import Artifacts
-from ..errors import ProbeError, ProtocolError, SweetspotError, TargetError
-from .base import RunOutput, Target, read_session
+from generator.boards import Board
+from generator.build import Artifacts
+from generator.errors import ProbeError, ProtocolError, SweetspotError, TargetError
+from generator.targets.base import RunOutput, Target, read_session
 
 PACK_ENV = "SWEETSPOT_PYOCD_PACK"
 """Environment variable naming CMSIS pack file(s) (``os.pathsep``-separated) for pyOCD."""

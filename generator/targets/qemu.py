@@ -13,20 +13,20 @@ from pathlib import Path
 
 import serial
 
-from ..boards import Board
-from ..build import Artifacts
-from ..errors import TargetError, ToolchainError
-from .base import RunOutput, Target, read_session
+from generator.boards import Board
+from generator.build import Artifacts
+from generator.build.toolchain import apt_hint
+from generator.errors import TargetError, ToolchainError
+from generator.targets.base import RunOutput, Target, read_session
 
 QEMU = "qemu-system-arm"
-APT_HINT = "install it with: sudo apt-get install -y --no-install-recommends qemu-system-arm"
 CONNECT_TIMEOUT_S = 10.0
 
 
 def qemu_binary() -> str:
     path = shutil.which(QEMU)
     if path is None:
-        raise ToolchainError(f"'{QEMU}' was not found on PATH; {APT_HINT}")
+        raise ToolchainError(f"'{QEMU}' was not found on PATH; {apt_hint(QEMU)}")
     return path
 
 

@@ -1,0 +1,389 @@
+"""The TFLM backend: the user's own tflite-micro checkout → a cached source tree → a static
+library compiled through SCons with the project's toolchain flags.
+
+Nothing from tflite-micro lives in this repository. The pieces, in data-path order:
+
+* :func:`locate_checkout` finds the checkout (``tflm_root=`` / ``--tflm-root`` or the environment
+  variable ``SWEETSPOT_TFLM_ROOT``) and :func:`check_downloads` checks the third-party downloads its
+  tree generator needs; both fail with :data:`HOW_TO_GET_A_CHECKOUT`.
+* :func:`ensure_tree` runs the checkout's ``create_tflm_tree.py`` (reference kernels, or
+  ``OPTIMIZED_KERNEL_DIR=cmsis_nn``) once into ``<cache>/trees/<key>``; the key is the checkout's
+  commit (plus a hash of any local changes) and the options.
+* :func:`scons_objects` (called by ``generator/build.py`` for a TFLM tree) compiles the library
+  sources, including the CMSIS-NN C sources that the tree's own Makefile forgets, into
+  ``libtflm.a`` and the generated C++ glue into objects. Library objects go through an SCons
+  ``CacheDir`` (``<cache>/scons``) whose signature leaves out the object path, so every build
+  directory after the first retrieves them instead of compiling ~160 C++ files again (a
+  ``CacheDir`` class whose signature leaves the object path out).
+* :func:`arena_size` closes the loop on the arena: a probe image with a generous arena runs on the
+  board's emulated twin (or the host), reports ``interpreter.arena_used_bytes()``, and the real
+  image gets that plus :data:`ARENA_MARGIN`. Measurements are cached per model, tree and core.
+
+The cache root is ``$SWEETSPOT_TFLM_CACHE`` or ``~/.cache/sweetspot/tflm``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generator.boards import Board
+from generator.errors import AppError, BuildError, ToolchainError
+
+ENV_ROOT = "SWEETSPOT_TFLM_ROOT"
+ENV_CACHE = "SWEETSPOT_TFLM_CACHE"
+BACKENDS = ("generated", "tflm")
+KERNELS = ("reference", "cmsis_nn")
+CMSIS_NN_CORES = ("cortex-m4", "cortex-m7", "cortex-m33")
+TREE_FORMAT = 1  # bump when the way trees are generated changes
+TREE_GENERATOR = "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py"
+MAKE_DIR = "tensorflow/lite/micro/tools/make"
+DOWNLOADS = "tensorflow/lite/micro/tools/make/downloads"
+TREE_TIMEOUT_S = 900
+GIT_TIMEOUT_S = 60
+
+#: downloads (under ``tensorflow/lite/micro/tools/make/downloads``) per kernel choice
+REQUIRED_DOWNLOADS = {
+    "reference": ("flatbuffers", "gemmlowp", "ruy", "kissfft", "pigweed"),
+    "cmsis_nn": ("flatbuffers", "gemmlowp", "ruy", "kissfft", "pigweed", "cmsis", "cmsis_nn"),
+}
+
+#: the closed-loop arena margin: measured bytes + 5 % (at least 256 B, for temporary tensors a
+#: kernel may allocate during Invoke), rounded up to 16 B
+ARENA_MARGIN_FRACTION = 0.05
+ARENA_MARGIN_MIN = 256
+ARENA_MARGIN = "5 % of the measured bytes, at least 256 B, rounded up to 16 B"
+ARENA_ALIGN = 16
+#: RAM a probe image keeps free for .data/.bss and the inputs, besides the stack
+PROBE_RESERVE = 8 * 1024
+
+DOWNLOAD_COMMAND = (
+    "make -f tensorflow/lite/micro/tools/make/Makefile third_party_downloads "
+    "TARGET=cortex_m_generic TARGET_ARCH=cortex-m33 OPTIMIZED_KERNEL_DIR=cmsis_nn "
+    "TARGET_TOOLCHAIN_ROOT=/usr/bin/"
+)
+
+HOW_TO_GET_A_CHECKOUT = f"""\
+The TFLM backend builds TensorFlow Lite Micro from your own tflite-micro checkout:
+  1. git clone https://github.com/tensorflow/tflite-micro.git ~/tflite-micro
+  2. fetch its third-party downloads once (needs the internet; pigweed, flatbuffers, gemmlowp,
+     ruy, kissfft, and for CMSIS-NN cmsis and cmsis_nn, into {DOWNLOADS}/):
+       cd ~/tflite-micro && {DOWNLOAD_COMMAND}
+  3. point sweetspot at it: --tflm-root ~/tflite-micro (CLI), tflm_root=~/tflite-micro (scons),
+     or export {ENV_ROOT}=~/tflite-micro
+The tree generator also needs numpy and pillow in this Python environment (pip install pillow),
+and the TFLM library is C++: arm-none-eabi-g++ needs the C++ headers
+(sudo apt-get install -y --no-install-recommends libstdc++-arm-none-eabi-dev; only the headers,
+no libstdc++ is linked)."""
+
+
+class TflmSetupError(ToolchainError):
+    """No usable tflite-micro checkout (or its downloads, or the C++ headers)."""
+
+
+# ---- locating the checkout -----------------------------------------------------------------
+
+def cache_root() -> Path:
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path.home() / ".cache" / "sweetspot" / "tflm"
+
+
+def locate_checkout(options: dict[str, Any] | None = None) -> Path:
+    """The tflite-micro checkout from ``options['tflm_root']`` or ``$SWEETSPOT_TFLM_ROOT``."""
+    given = (options or {}).get("tflm_root") or os.environ.get(ENV_ROOT)
+    if not given:
+        raise TflmSetupError("backend tflm needs a tflite-micro checkout, and none is "
+                             f"configured.\n{HOW_TO_GET_A_CHECKOUT}")
+    root = Path(str(given)).expanduser().resolve()
+    if not root.is_dir():
+        raise TflmSetupError(f"the tflite-micro checkout '{root}' does not exist.\n"
+                             f"{HOW_TO_GET_A_CHECKOUT}")
+    if not (root / TREE_GENERATOR).is_file():
+        raise TflmSetupError(f"'{root}' is not a tflite-micro checkout (it has no "
+                             f"{TREE_GENERATOR}).\n{HOW_TO_GET_A_CHECKOUT}")
+    return root
+
+
+def missing_downloads(root: Path, kernels: str) -> list[str]:
+    return [name for name in REQUIRED_DOWNLOADS[kernels] if not (root / DOWNLOADS / name).is_dir()]
+
+
+def check_downloads(root: Path, kernels: str) -> None:
+    """The tree generator would try to download what is missing (and hang offline): fail first."""
+    missing = missing_downloads(root, kernels)
+    if missing:
+        raise TflmSetupError(
+            f"the tflite-micro checkout '{root}' lacks the third-party downloads "
+            f"{', '.join(missing)} (in {DOWNLOADS}/) that a {kernels} tree needs; fetch them "
+            f"once with:\n  cd {root} && {DOWNLOAD_COMMAND}\n{HOW_TO_GET_A_CHECKOUT}")
+
+
+def check_tree_generator_python() -> None:
+    missing = [m for m in ("numpy", "PIL") if importlib.util.find_spec(m) is None]
+    if missing:
+        names = ", ".join("pillow" if m == "PIL" else m for m in missing)
+        raise TflmSetupError(
+            f"the tflite-micro tree generator needs {names} in this Python environment "
+            f"({sys.executable}); install with: {sys.executable} -m pip install {names}")
+
+
+def check_kernels(board: Board, kernels: str) -> None:
+    if kernels not in KERNELS:
+        raise AppError(f"tflm_kernels={kernels} is unknown; known: {', '.join(KERNELS)}")
+    if kernels == "cmsis_nn" and board.core not in CMSIS_NN_CORES:
+        raise AppError(
+            f"tflm_kernels=cmsis_nn is for Cortex-M4/M7/M33 boards; board '{board.name}' is a "
+            f"{board.core}: use tflm_kernels=reference")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        proc = subprocess.run([git, "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def checkout_identity(root: Path) -> dict[str, str]:
+    """``commit`` (git HEAD, or a fingerprint of the files for a non-git copy) and ``changes``
+    (a hash of uncommitted changes to tracked files; empty when clean)."""
+    head = _git(root, "rev-parse", "HEAD")
+    if head:
+        diff = _git(root, "diff", "HEAD", "--no-ext-diff") or ""
+        changes = hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else ""
+        return {"commit": head.strip(), "changes": changes}
+    h = hashlib.sha256()
+    for p in sorted((root / "tensorflow" / "lite" / "micro").rglob("*")):
+        if p.is_file() and "downloads" not in p.parts and "gen" not in p.parts:
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}:{st.st_size}:{int(st.st_mtime)}\n".encode())
+    return {"commit": "files-" + h.hexdigest()[:20], "changes": ""}
+
+
+# ---- the tree --------------------------------------------------------------------------------
+
+STAMP = "sweetspot-tree.json"
+
+
+@dataclass(frozen=True)
+class TflmTree:
+    """A generated TFLM source tree in the cache."""
+
+    path: Path
+    key: str
+    kernels: str
+    commit: str
+    changes: str
+
+    def library_sources(self) -> list[str]:
+        """Sources of the TFLM library (relative, sorted): the C++ of tensorflow/ without the
+        cortex_m_generic port (the glue provides DebugLog and the timer) and, for CMSIS-NN, the
+        C sources the tree's Makefile leaves out. signal/ and kissfft are not needed."""
+        out = []
+        for p in sorted((self.path / "tensorflow").rglob("*.cc")):
+            rel = p.relative_to(self.path).as_posix()
+            if "/cortex_m_generic/" in rel or rel.endswith("_test.cc"):
+                continue
+            out.append(rel)
+        if self.kernels == "cmsis_nn":
+            src = self.path / "third_party" / "cmsis_nn" / "Source"
+            out += [p.relative_to(self.path).as_posix() for p in sorted(src.rglob("*.c"))]
+        return out
+
+    def include_dirs(self) -> list[Path]:
+        tp = self.path / "third_party"
+        dirs = [self.path, tp / "gemmlowp", tp / "flatbuffers" / "include", tp / "ruy",
+                tp / "kissfft"]
+        if self.kernels == "cmsis_nn":
+            dirs += [tp / "cmsis", tp / "cmsis_nn", tp / "cmsis" / "CMSIS" / "Core" / "Include",
+                     tp / "cmsis_nn" / "Include"]
+        return dirs
+
+    def defines(self) -> list[str]:
+        d = ["TF_LITE_STATIC_MEMORY", "TF_LITE_DISABLE_X86_NEON", "TF_LITE_MCU_DEBUG_LOG",
+             "KERNELS_OPTIMIZED_FOR_SPEED"]
+        if self.kernels == "cmsis_nn":
+            d += ["CMSIS_NN", "ARM_NN_ENABLE_F16=0", "ARM_NN_ENABLE_F32=0"]
+        return d
+
+    def resolver_methods(self) -> set[str]:
+        """``Add<Op>`` methods of this checkout's MicroMutableOpResolver."""
+        header = self.path / "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+        text = header.read_text(encoding="utf-8", errors="replace")
+        return set(re.findall(r"TfLiteStatus\s+(Add[A-Za-z0-9]+)\s*\(", text))
+
+    def describe(self) -> dict[str, str]:
+        return {"key": self.key, "kernels": self.kernels, "commit": self.commit,
+                "changes": self.changes, "path": str(self.path)}
+
+
+def tree_key(identity: dict[str, str], kernels: str) -> str:
+    text = json.dumps({"format": TREE_FORMAT, "kernels": kernels, "target": "cortex_m_generic",
+                       **identity}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _python_path_env() -> dict[str, str]:
+    """The tree generator's Makefile runs ``python3`` from PATH: make that this interpreter (and
+    so this environment's numpy and pillow)."""
+    env = dict(os.environ)
+    bindir = Path(sys.executable).parent
+    if (bindir / "python3").exists():
+        env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+        return env
+    shim = cache_root() / "python-shim"
+    shim.mkdir(parents=True, exist_ok=True)
+    script = shim / "python3"
+    text = f'#!/bin/sh\nexec "{sys.executable}" "$@"\n'
+    if not script.is_file() or script.read_text() != text:
+        script.write_text(text)
+        script.chmod(0o755)
+    env["PATH"] = f"{shim}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _toolchain_root() -> str:
+    gcc = shutil.which("arm-none-eabi-gcc")
+    # The tree generator never compiles; a non-default root only keeps it from downloading a GCC.
+    return (str(Path(gcc).parent) if gcc else "/usr/bin") + "/"
+
+
+def ensure_tree(root: Path, kernels: str, *, timeout: float = TREE_TIMEOUT_S) -> TflmTree:
+    """The cached tree for (checkout, kernels), generated on first use."""
+    if kernels not in KERNELS:
+        raise AppError(f"tflm_kernels={kernels} is unknown; known: {', '.join(KERNELS)}")
+    ident = checkout_identity(root)
+    key = tree_key(ident, kernels)
+    trees = cache_root() / "trees"
+    dest = trees / key
+    tree = TflmTree(dest, key, kernels, ident["commit"], ident["changes"])
+    if (dest / STAMP).is_file():
+        return tree
+    check_downloads(root, kernels)
+    check_tree_generator_python()
+    make_opts = ["TARGET=cortex_m_generic", "TARGET_ARCH=cortex-m33",
+                 f"TARGET_TOOLCHAIN_ROOT={_toolchain_root()}"]
+    if kernels == "cmsis_nn":
+        make_opts.append("OPTIMIZED_KERNEL_DIR=cmsis_nn")
+    trees.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=trees, prefix=f".{key}-"))
+    try:
+        out = tmp / "tree"
+        cmd = [sys.executable, str(root / TREE_GENERATOR), str(out),
+               f"--makefile_options={' '.join(make_opts)}"]
+        try:
+            proc = subprocess.run(cmd, cwd=root, env=_python_path_env(), capture_output=True,
+                                  text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"create_tflm_tree.py in '{root}' did not finish within "
+                             f"{timeout:.0f} s") from None
+        if proc.returncode != 0 or not (out / "tensorflow").is_dir():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+            raise BuildError(
+                f"create_tflm_tree.py ({kernels}) failed in '{root}' (exit status "
+                f"{proc.returncode}):\n{tail}\nCheck the checkout and its downloads; "
+                f"see: {DOWNLOAD_COMMAND}")
+        (out / STAMP).write_text(json.dumps({"checkout": str(root), "key": key,
+                                             "kernels": kernels, **ident,
+                                             "make_options": make_opts}, indent=2) + "\n")
+        try:
+            os.replace(out, dest)
+        except OSError:
+            if not (dest / STAMP).is_file():  # not another process that got there first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tree
+
+
+def tree_from_manifest(info: dict[str, Any]) -> TflmTree:
+    t = info["tree"]
+    return TflmTree(Path(t["path"]), t["key"], t["kernels"], t["commit"], t["changes"])
+
+
+# ---- operators ---------------------------------------------------------------------------------
+
+#: opcode → resolver method where the CamelCase rule does not give it
+_METHOD_EXCEPTIONS = {
+    "BATCH_MATMUL": "AddBatchMatMul",
+    "CUMSUM": "AddCumSum",
+    "PADV2": "AddPadV2",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "L2_POOL_2D": "AddL2Pool2D",
+}
+
+
+def resolver_method(opcode: str) -> str:
+    """``CONV_2D`` → ``AddConv2D``, ``DEPTHWISE_CONV_2D`` → ``AddDepthwiseConv2D``, ..."""
+    if opcode in _METHOD_EXCEPTIONS:
+        return _METHOD_EXCEPTIONS[opcode]
+    return "Add" + "".join(part if part[:1].isdigit() else part[:1] + part[1:].lower()
+                           for part in opcode.split("_"))
+
+
+def resolver_calls(opcodes: list[str], tree: TflmTree) -> list[str]:
+    """One ``Add<Op>`` per distinct operator of the model (sorted), checked against the tree."""
+    known = tree.resolver_methods()
+    calls = []
+    for op in sorted(set(opcodes)):
+        m = resolver_method(op)
+        if m not in known:
+            raise AppError(f"operator {op} has no MicroMutableOpResolver::{m} in the tflite-micro "
+                           f"checkout (commit {tree.commit[:12]}); update the checkout")
+        calls.append(m)
+    return calls
+
+
+# ---- choosing the backend ------------------------------------------------------------------------
+
+def backend_of(options: dict[str, Any]) -> str:
+    backend = str(options.get("backend", "generated"))
+    if backend not in BACKENDS:
+        raise AppError(f"backend={backend} is unknown; known: {', '.join(BACKENDS)}")
+    return backend
+
+
+def resolve_app(app_name: str, options: dict[str, Any]) -> str:
+    """``app=infer backend=tflm`` is the ``tflm`` app (the same inputs, reports and manifest as
+    ``infer``, with TFLM's interpreter instead of the generated per-layer code)."""
+    backend = backend_of(options)
+    if backend == "tflm" and app_name in ("infer", "tflm"):
+        return "tflm"
+    if backend == "tflm":
+        raise AppError(f"backend=tflm runs a model; use it with app=infer, not app={app_name}")
+    return app_name
+
+
+def preflight(app_name: str, options: dict[str, Any]) -> None:
+    """Checks before SCons starts, so the full how-to message reaches the user (SCons errors
+    travel as one line)."""
+    if resolve_app(app_name, options) != "tflm":
+        return
+    root = locate_checkout(options)
+    kernels = str(options.get("tflm_kernels", "reference"))
+    if kernels not in KERNELS:
+        raise AppError(f"tflm_kernels={kernels} is unknown; known: {', '.join(KERNELS)}")
+    check_downloads(root, kernels)
+
+
+def default_build_name(app_name: str, options: dict[str, Any]) -> str:
+    """``build/<board>/<this>``: TFLM builds apart from the generated backend's."""
+    if resolve_app(app_name, options) == "tflm":
+        return f"tflm-{options.get('tflm_kernels', 'reference')}"
+    return app_name
