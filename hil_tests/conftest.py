@@ -9,7 +9,7 @@ document; errors are raised as the library's exceptions.
 from __future__ import annotations
 
 import re
-import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,9 @@ import pytest
 
 from generator.boards import Board, load_board
 from generator.runner import RunRequest, run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _util import require_tool, require_toolchain  # noqa: E402 - tests/_util, the one copy
 
 TWINS = ("qemu_m0", "qemu_m4", "qemu_m7", "qemu_m33")
 
@@ -68,10 +71,12 @@ def hil_build_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def dut(request: pytest.FixtureRequest, hil_build_root: Path) -> Dut:
     board = load_board(request.param)
-    if board.kind == "qemu" and shutil.which("qemu-system-arm") is None:
-        pytest.skip("qemu-system-arm is not installed (./sweetspot.sh test installs it)")
-    if not board.is_host and shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (./sweetspot.sh test installs it)")
+    if board.kind == "qemu":
+        require_tool("qemu-system-arm")
+    if board.is_host:
+        require_tool("gcc", "cc")
+    else:
+        require_toolchain()
     probe = request.config.getoption("--probe-uid")
     if board.kind == "nucleo" and not probe:
         pytest.skip(f"{board.name} is a real board: pass --probe-uid to run on it")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _util import ZOO
+from _util import ZOO, missing
 
 
 @pytest.fixture
 def zoo_dir() -> Path:
     if not ZOO.is_dir():
-        pytest.skip(f"zoo models not available: {ZOO} is absent (it lives in ../shared)")
+        missing(f"zoo models not available: {ZOO} is absent (it lives in ../shared)")
     return ZOO

@@ -7,7 +7,6 @@ import pytest
 
 from generator.boards import load_board
 from generator.runtime.energy import (
-    QUALITY_LEVELS,
     compute_energy,
     document_energy,
     format_runtime_energy,
@@ -16,6 +15,7 @@ from generator.runtime.energy import (
     write_pj_per_word,
 )
 from generator.runtime.layout import RowStats, RuntimeStats
+from generator.runtime.quality import QUALITY_LEVELS
 
 
 def test_ql_table_is_the_research_table() -> None:

@@ -5,11 +5,11 @@ Python twin bit for bit."""
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _util import require_host_cc
 from scipy import stats
 
 from generator.runtime.inject import (
@@ -123,8 +123,7 @@ def test_seeds_and_levels_are_independent_streams() -> None:
 
 @pytest.fixture(scope="module")
 def stress_host(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        pytest.skip("no host C compiler")
+    require_host_cc()
     from generator.boards import load_board
     from generator.build import run_scons
     from generator.runtime.campaign import run_configured

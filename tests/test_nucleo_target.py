@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 import serial
 import serial.tools.list_ports
+from _util import require_tool, require_toolchain
 from serial.tools.list_ports_common import ListPortInfo
 
 from generator import cli
@@ -90,10 +90,7 @@ def make_pack(path: Path) -> Path:
 # ---- fixtures: images made independently -----------------------------------------------------
 
 def objcopy() -> str:
-    tool = shutil.which("arm-none-eabi-objcopy")
-    if tool is None:
-        pytest.skip("arm-none-eabi-objcopy is not installed (./sweetspot.sh test installs it)")
-    return tool
+    return require_tool("arm-none-eabi-objcopy")
 
 
 def make_image(tmp_path: Path, board_name: str, size: int = 3000, seed: int = 1) -> Artifacts:
@@ -752,8 +749,7 @@ def test_cli_flash_twin_board_is_refused():
 @pytest.fixture(scope="module")
 def u575_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real bench image for the U575, built once for this module."""
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (./sweetspot.sh test installs it)")
+    require_toolchain()
     board = load_board("nucleo_u575")
     clock = board.clock["family"]
     if not (ROOT / "templates" / "firmware" / "clock" / f"{clock}.c.j2").is_file():

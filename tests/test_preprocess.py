@@ -5,13 +5,13 @@ byte (every block, whole pipelines, saturating inputs, the ring session with wra
 from __future__ import annotations
 
 import math
-import shutil
 import tomllib
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _util import require_host_cc
 
 from generator.frontend.emit import pipetest_expected, pipetest_windows
 from generator.frontend.pipeline import load_pipeline, parse_pipeline
@@ -180,8 +180,7 @@ PIPELINES = ["stream", "test_blocks_a", "test_blocks_b", "test_blocks_c"]
 
 @pytest.fixture(scope="module")
 def host_build_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        pytest.skip("no host C compiler")
+    require_host_cc()
     return tmp_path_factory.mktemp("pipetest-host")
 
 

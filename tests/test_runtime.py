@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _util import require_host_cc, require_toolchain
 
 from generator.boards import load_board
 from generator.build import run_scons
@@ -226,8 +227,7 @@ def test_config_and_record_encoding() -> None:
 # ---- on the host twin ----------------------------------------------------------------------------
 
 def _need_cc() -> None:
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        pytest.skip("no host C compiler")
+    require_host_cc()
 
 
 @pytest.fixture(scope="module")
@@ -500,8 +500,7 @@ def test_run_request_reports_a_layer_that_never_completes(tmp_path: Path) -> Non
 @pytest.mark.parametrize("board", ["nucleo_g071", "nucleo_l476", "nucleo_u575", "nucleo_h743"])
 def test_runtime_builds_for_every_nucleo(tmp_path: Path, board: str) -> None:
     """-Wall -Wextra -Werror clean, linked, static checks passed (run_scons fails otherwise)."""
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (./sweetspot.sh test installs it)")
+    require_toolchain()
     b = load_board(board)
     art = run_scons(b, "nvmtest", {"ql": "Q2", "capacitor": "C=1uF,von=3.3,voff=1.8",
                                    "power_fail": "L2:w5"}, tmp_path)
