@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator import PROJECT_ROOT
 from generator.errors import BoardError
 
 KINDS = ("nucleo", "qemu", "host")
@@ -51,7 +52,7 @@ def default_boards_dir() -> Path:
     env = os.environ.get("SWEETSPOT_BOARDS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "boards"
+    return PROJECT_ROOT / "boards"
 
 
 @dataclass(frozen=True)

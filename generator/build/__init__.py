@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generator import PROJECT_ROOT
 from generator.boards import Board, board_names, load_board
 from generator.build import tflm_library
 from generator.build.toolchain import read_sections, which_tool
@@ -29,7 +30,7 @@ SCONS_TIMEOUT_S = 1800
 
 
 def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return PROJECT_ROOT
 
 
 def default_build_dir(board: str, app: str) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from generator import __version__
+from generator import PROJECT_ROOT, __version__
 from generator.boards import Board
 from generator.errors import BuildError
 from generator.firmware.apps import App, get_app
@@ -31,7 +31,7 @@ def templates_dir() -> Path:
     env = os.environ.get("SWEETSPOT_TEMPLATES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "templates"
+    return PROJECT_ROOT / "templates"
 
 
 def make_env() -> jinja2.Environment:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from generator import PROJECT_ROOT
 from generator.boards import Board
 from generator.errors import AppError
 from generator.firmware.apps import register
@@ -728,7 +729,7 @@ def zoo_dir() -> Path:
     env = os.environ.get(ZOO_ENV)
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[3] / "shared" / "models" / "zoo"
+    return PROJECT_ROOT.parent / "shared" / "models" / "zoo"
 
 
 @dataclass(frozen=True)

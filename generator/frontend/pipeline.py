@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from generator import PROJECT_ROOT
 from generator.errors import SweetspotError
 
 # ---- errors --------------------------------------------------------------------------------
@@ -953,7 +954,7 @@ def _image_source(ctx: _Ctx, s: dict[str, Any], base: Path | None, window: int, 
 
 
 def pipelines_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "pipelines"
+    return PROJECT_ROOT / "pipelines"
 
 
 def find_pipeline(name_or_path: str | Path) -> Path:
