@@ -156,10 +156,23 @@ def test_zoo_layouts_never_clobber_live_state(zoo_dir: Path) -> None:
     from generator.compiler.loader import load_model
     from generator.compiler.plan import plan_model
 
+    from generator.errors import UnsupportedOperatorError
+
+    checked, unsupported = [], []
     for p in sorted(zoo_dir.glob("*.tflite")):
-        graph = load_model(p)
+        try:
+            graph = load_model(p)
+        except UnsupportedOperatorError:
+            unsupported.append(p.stem)
+            continue
         g = rt_graph_from_ir(graph, plan_model(graph))
         _check_no_clobber(plan_persistence(g, assign_qls(g, "Q1"), 1))
+        checked.append(p.stem)
+    # the zoo holds the research's eight benchmarks and the VWW model; until issue 10 lands,
+    # FDMobileNet (SHAPE/STRIDED_SLICE/PACK) and SqueezeNet (MUL) stop at load
+    assert len(checked) >= 6, checked
+    assert set(unsupported) <= {"fdmobilenet_0.25_128_int8", "fdmobilenet_0.25_224_int8",
+                                "squeezenet_v1.0_128_int8"}, unsupported
 
 
 # ---- specs ----------------------------------------------------------------------------------
