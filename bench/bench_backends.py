@@ -12,7 +12,7 @@ also dump every operator's output tensor and compare them with the wheel's inter
     SWEETSPOT_TFLM_ROOT=~/tflite-micro .venv/bin/python bench/bench_backends.py \\
         [--twins qemu_m33 qemu_m4] [--models ign_wl_24 ...] [--opt O2] [--per-op] [--json out.json]
 
-Needs a tflite-micro checkout (see generator/tflm.py); the first TFLM build per twin and kernel
+Needs a tflite-micro checkout (see generator/tflm/tree.py); the first TFLM build per twin and kernel
 set compiles the library (minutes), later ones reuse it. Writes JSON (default
 build/bench/bench_backends.json).
 """
@@ -78,7 +78,7 @@ def measure(config: str, model: str, path: Path, twin: str, root: Path, opt: str
         r["arena_used_bytes"] = doc["metrics"].get("arena_used_bytes")
         r["arena"] = arena
         r["planned_arena_bytes"] = info["planned_arena_bytes"]
-        r["tflm_commit"] = info["tflm"]["tree"]["commit"]
+        r["tflm_fingerprint"] = info["tflm"]["tree"]["fingerprint"]
         if per_op and config == "tflm_cmsis_nn":
             dump = run(RunRequest(board=twin, app=app, options={**opts, "tflm_dump": "1"},
                                   build_dir=bdir.with_name(bdir.name + "-dump"), timeout=900))

@@ -6,7 +6,7 @@ share of layer instructions, power-failure campaign sizes and times, injected fl
         [--points 1000] [--json out.json]
 
 Numbers are instruction counts on a QEMU twin (deterministic), turned into energy with the
-research's model (generator/energy.py)."""
+research's model (generator/runtime/energy.py)."""
 
 from __future__ import annotations
 
