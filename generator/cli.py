@@ -112,7 +112,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from generator.runner import RunRequest, run, write_json
+    from generator.runner import RunRequest, holding_build_dir, run, write_json
     from generator.runtime.campaign import run_request, wants_runtime
 
     app = args.app or ("infer" if args.model else "bench")
@@ -121,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                      timeout=args.timeout, probe_uid=args.probe_uid,
                      serial_port=args.serial_port, twin=args.twin, pack=args.pack)
     try:
-        doc = run_request(req) if wants_runtime(req.options) else run(req)
+        with holding_build_dir(req):  # a concurrent run on the same directory waits
+            doc = run_request(req) if wants_runtime(req.options) else run(req)
     except FirmwareFault as e:
         doc = getattr(e, "document", None)
         if doc is not None and args.json:
@@ -339,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from generator.build.lock import WAIT_NOTICE
+
+    WAIT_NOTICE[:] = [lambda message: print(message, file=sys.stderr, flush=True)]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

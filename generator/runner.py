@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,14 @@ import numpy as np
 
 from generator import __version__
 from generator.boards import Board, load_board
-from generator.build import Artifacts, default_build_dir, run_scons, which_tool
+from generator.build import (
+    Artifacts,
+    default_build_dir,
+    resolve_build_dir,
+    run_scons,
+    which_tool,
+)
+from generator.build.lock import build_dir_lock
 from generator.errors import FirmwareFault, TargetError
 from generator.firmware import MANIFEST, file_sha256
 from generator.firmware.apps import get_app
@@ -54,6 +63,15 @@ def resolve_board(req: RunRequest) -> Board:
                 f"--twin needs a Nucleo board; '{board.name}' is a {board.kind} board")
         board = load_board(board.twin)
     return board
+
+
+@contextmanager
+def holding_build_dir(req: RunRequest) -> Iterator[Path]:
+    """Own the request's build directory from generation through the run that reads its
+    artefacts: a concurrent run on the same directory waits (see generator.build.lock)."""
+    board = resolve_board(req)
+    with build_dir_lock(resolve_build_dir(board, req.app, req.options, req.build_dir)) as p:
+        yield p
 
 
 def build_for(req: RunRequest) -> tuple[Board, Artifacts]:
@@ -142,6 +160,11 @@ def write_json(doc: dict[str, Any], path: Path) -> None:
 def run(req: RunRequest) -> dict[str, Any]:
     """Build (if needed) and run; returns the results document. Raises FirmwareFault when the
     firmware faulted or ended with a non-zero status (the document rides on the exception)."""
+    with holding_build_dir(req):
+        return _run(req)
+
+
+def _run(req: RunRequest) -> dict[str, Any]:
     board, art = build_for(req)
     kwargs: dict[str, Any] = {}
     if board.kind == "nucleo":

@@ -48,6 +48,7 @@ STAGE_OF = {
     "generator.tflm.app": "emit",
     "generator.build": "build",
     "generator.build.toolchain": "foundation",
+    "generator.build.lock": "foundation",
     "generator.build.tflm_library": "build",
     "generator.targets": "run",
     "generator.targets.base": "run",

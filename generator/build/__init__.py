@@ -18,6 +18,7 @@ from typing import Any
 from generator import PROJECT_ROOT
 from generator.boards import Board, board_names, load_board
 from generator.build import tflm_library
+from generator.build.lock import build_dir_lock, child_env, hold_for_process, inherited_fds
 from generator.build.toolchain import read_sections, which_tool
 from generator.errors import BuildError, ToolchainError
 from generator.firmware import generate
@@ -291,17 +292,37 @@ def scons_command(board: str, app: str, options: dict[str, Any], build_dir: Path
     return cmd
 
 
+def resolve_build_dir(board: Board, app: str, options: dict[str, Any] | None,
+                      build_dir: Path | None) -> Path:
+    """The directory a build of ``app`` for ``board`` uses (``build_dir`` or the default)."""
+    return Path(build_dir or default_build_dir(
+        board.name, tflm.default_build_name(app, dict(options or {})))).resolve()
+
+
+def lock_for_scons(args: dict[str, str]) -> None:
+    """``scons`` on the command line: own the build directory until SCons exits (a run started
+    by ``sweetspot`` passes its lock down instead, see :mod:`generator.build.lock`)."""
+    hold_for_process(parse_args(args)[3])
+
+
 def run_scons(board: Board, app: str, options: dict[str, Any] | None = None,
               build_dir: Path | None = None, jobs: int | None = None) -> Artifacts:
-    """Generate and build via SCons in a subprocess; returns the artifact paths."""
+    """Generate and build via SCons in a subprocess; returns the artifact paths. Holds the
+    build directory's lock while SCons runs (callers that go on to run the image hold it
+    longer: :func:`generator.build.lock.build_dir_lock`)."""
     options = dict(options or {})
     tflm.preflight(app, options)  # backend=tflm without a checkout: the how-to, before SCons
-    bdir = (build_dir or default_build_dir(board.name,
-                                           tflm.default_build_name(app, options))).resolve()
+    bdir = resolve_build_dir(board, app, options, build_dir)
     extra = [f"-j{jobs or max(1, os.cpu_count() or 1)}"]
     cmd = scons_command(board.name, app, options, bdir, extra)
+    with build_dir_lock(bdir):
+        return _scons(board, app, bdir, cmd)
+
+
+def _scons(board: Board, app: str, bdir: Path, cmd: list[str]) -> Artifacts:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SCONS_TIMEOUT_S)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SCONS_TIMEOUT_S,
+                              pass_fds=inherited_fds(bdir), env=child_env(bdir))
     except FileNotFoundError as e:
         raise ToolchainError(
             f"cannot run SCons ({e}); reinstall the package: pip install -e .") from e
