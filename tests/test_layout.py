@@ -16,6 +16,7 @@ STAGES = ("foundation", "load", "plan", "emit", "build", "run", "results", "entr
 STAGE_OF = {
     "generator": "foundation",
     "generator.errors": "foundation",
+    "generator.cstring": "foundation",
     "generator.compiler": "foundation",
     "generator.runtime": "foundation",
     "generator.frontend": "foundation",

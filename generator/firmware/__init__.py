@@ -20,6 +20,7 @@ import jinja2
 
 from generator import PROJECT_ROOT, __version__
 from generator.boards import Board
+from generator.cstring import c_comment, c_string
 from generator.errors import BuildError
 from generator.firmware.apps import App, get_app
 from generator.firmware.board import firmware_files
@@ -35,7 +36,10 @@ def templates_dir() -> Path:
 
 
 def make_env() -> jinja2.Environment:
-    return jinja2.Environment(
+    """The template environment. Text from outside (file, tensor, operator, board and pipeline
+    names) goes through the filters ``cstr`` (a whole C string literal) and ``ccomment`` (text
+    inside ``/* */``) of :mod:`generator.cstring`; tests/test_cstring.py checks every template."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -43,6 +47,9 @@ def make_env() -> jinja2.Environment:
         lstrip_blocks=False,
         autoescape=False,
     )
+    env.filters["cstr"] = c_string
+    env.filters["ccomment"] = c_comment
+    return env
 
 
 @dataclass
