@@ -24,6 +24,7 @@ STAGE_OF = {
     "generator.boards": "load",
     "generator.compiler.ir": "load",
     "generator.compiler.loader": "load",
+    "generator.compiler.fold": "load",
     "generator.compiler.modelgen": "load",
     "generator.frontend.pipeline": "plan",
     "generator.compiler.tflm_math": "plan",

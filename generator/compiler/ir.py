@@ -84,6 +84,19 @@ class Operator:
 
 
 @dataclass(frozen=True)
+class FoldedOp:
+    """An operator evaluated at generation time (:mod:`generator.compiler.fold`): its outputs
+    are constant tensors now. ``index`` is its position in the model file; ``values`` holds
+    each output's values, flattened."""
+
+    index: int
+    opcode: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    values: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
 class Graph:
     name: str
     sha256: str
@@ -91,6 +104,7 @@ class Graph:
     operators: tuple[Operator, ...]
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    folded: tuple[FoldedOp, ...] = ()  # operators folded into constants, in model order
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]

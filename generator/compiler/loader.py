@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from generator.compiler.fold import FOLDERS, fold_constants, fold_plan
 from generator.compiler.ir import DTYPE_SIZES, Graph, Operator, Quant, Tensor
 from generator.errors import ModelError, UnsupportedOperatorError
 
@@ -150,7 +151,8 @@ def load_model_bytes(data: bytes, name: str) -> Graph:
     """Validate and convert a ``.tflite`` flatbuffer held in memory; *name* names the model."""
     data = bytes(data)
     model = _decode(data, name)
-    return _Loader(model, data, name).graph()
+    # Constant folding runs right after loading (its own pass, generator.compiler.fold).
+    return fold_constants(_Loader(model, data, name).graph())
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,6 +283,14 @@ class _Loader:
             raise self.fail("has no operators; nothing to generate")
 
         self._check_dataflow()
+        # Operators the folding pass evaluates at generation time (shape plumbing): accepted,
+        # with their int32 outputs, because no kernel ever runs them.
+        self.folding = fold_plan(
+            [op.opcode for op in self.ops], [op.inputs for op in self.ops],
+            [op.outputs for op in self.ops], lambda t: self.tensors[t].is_const,
+            lambda t: self.tensors[t].dtype,
+        )
+        self.folded_tensors = {t for i in self.folding for t in self.ops[i].outputs}
         self._check_float()
         self._check_operators()
         self._check_shapes()
@@ -467,8 +477,11 @@ class _Loader:
     def _check_operators(self) -> None:
         bad: list[tuple[int, str]] = []
         for op in self.ops:
+            if op.index in self.folding:
+                continue
             if op.opcode not in SUPPORTED_OPS:
-                bad.append((op.index, op.display))
+                foldable = " (not foldable: computes on non-constant data)"
+                bad.append((op.index, op.display + (foldable if op.opcode in FOLDERS else "")))
                 continue
             opts = op.fb.builtinOptions
             act = getattr(opts, "fusedActivationFunction", 0)
@@ -545,6 +558,8 @@ class _Loader:
                     )
                 if t.dtype == "int8":
                     self._check_quant(t, allow_per_channel=True)
+            elif t.index in self.folded_tensors:
+                pass  # int32/int64 shape data computed at generation time
             elif t.index in self.exempt:
                 if t.dtype == "uint8":
                     self._check_quant(t, allow_per_channel=False)
