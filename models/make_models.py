@@ -182,6 +182,46 @@ def load_basic_motions(folder: Path | None = None) -> HarData:
     return HarData(x_train, yw_train, x_test, yw_test, rec_test, y_test)
 
 
+# MIT-BIH heartbeats (../shared/data/mitdb, read at run time with wfdb through
+# generator.wakeup.data; never copied here): the random beat-level split (800 test beats per
+# class); inputs = the ECG_INPUTS FFT bins with the largest χ² on the training split, each scaled
+# by a gain that puts its 99.9th training percentile at ECG_FULL_SCALE (of the [0, 16) input).
+ECG_INPUTS = 32
+ECG_FULL_SCALE = 12.0
+ECG_INPUTS_FILE = "wakeup_mlp_inputs.json"
+
+
+@dataclass(frozen=True)
+class EcgData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    bins: np.ndarray
+    gains: np.ndarray
+
+
+def load_ecg() -> EcgData:
+    from generator.errors import SweetspotError
+    from generator.wakeup import data as ecg
+    from generator.wakeup.screener import rank_bins
+
+    try:
+        beats = ecg.load_beats()
+    except SweetspotError as e:
+        raise DataError(str(e)) from e
+    split = ecg.random_split(beats)
+    bins = rank_bins(split.x_train, split.y_train, len(ecg.CLASSES), ECG_INPUTS)
+    top = np.percentile(split.x_train[:, bins], 99.9, axis=0)
+    gains = (ECG_FULL_SCALE / top).astype(np.float32)
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return np.clip(x[:, bins] * gains.astype(np.float64), 0.0, 255 / 16)
+
+    return EcgData(scale(split.x_train), split.y_train, scale(split.x_test), split.y_test,
+                   bins, gains)
+
+
 # --------------------------------------------------------------------------------------------
 # Networks (one description drives training, calibration and writing)
 # --------------------------------------------------------------------------------------------
@@ -254,7 +294,20 @@ def har_spec() -> Spec:
     ], input_shape=(HAR_WINDOW, 3, 1), epochs=40, seed=4, dataset="har")
 
 
-SPECS = {"cnn": cnn_spec, "mlp": mlp_spec, "residual": residual_spec, "har": har_spec}
+def wakeup_spec() -> Spec:
+    """The wake-up back end: 32 χ²-selected FFT bins of a 700 ms heartbeat (int8, the digits
+    encoding: q = x·16 − 128 with x = magnitude × per-bin gain in [0, 16)) → FULLY_CONNECTED 74
+    ReLU → FULLY_CONNECTED 100 ReLU → FULLY_CONNECTED 4 → SOFTMAX (N, L, R, P)."""
+    return Spec("wakeup_mlp_int8", [
+        Layer("fc1", "fc", (INPUT,), act="relu", out_ch=74),
+        Layer("fc2", "fc", ("fc1",), act="relu", out_ch=100),
+        Layer("logits", "fc", ("fc2",), out_ch=4),
+        Layer("probs", "softmax", ("logits",)),
+    ], input_shape=(ECG_INPUTS,), epochs=20, seed=5, lr=2e-3, dataset="mitdb")
+
+
+SPECS = {"cnn": cnn_spec, "mlp": mlp_spec, "residual": residual_spec, "har": har_spec,
+         "wakeup": wakeup_spec}
 
 # --------------------------------------------------------------------------------------------
 # Float network in numpy: forward, backward, training
@@ -470,7 +523,7 @@ def to_input(spec: Spec, x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], *spec.input_shape)
 
 
-def train(spec: Spec, data: Digits | HarData, batch: int = 32) -> Params:
+def train(spec: Spec, data: Digits | HarData | EcgData, batch: int = 32) -> Params:
     """Mini-batch Adam with cosine learning-rate decay; seeded, so deterministic."""
     rng = np.random.default_rng(spec.seed)
     params = init_params(spec, rng)
@@ -513,10 +566,11 @@ def calibrate(spec: Spec, params: Params, x: np.ndarray) -> dict[str, tuple[floa
     return {name: (float(a.min()), float(a.max())) for name, a in acts.items()}
 
 
-DATA_TEXT = {"digits": "sklearn digits", "har": "BasicMotions (UEA archive) accelerometer windows"}
+DATA_TEXT = {"digits": "sklearn digits", "har": "BasicMotions (UEA archive) accelerometer windows",
+             "mitdb": "MIT-BIH Arrhythmia Database heartbeats (FFT bins)"}
 
 
-def quantize_and_write(spec: Spec, params: Params, data: Digits | HarData) -> bytes:
+def quantize_and_write(spec: Spec, params: Params, data: Digits | HarData | EcgData) -> bytes:
     qparams = assign_qparams(spec.layers, calibrate(spec, params, data.x_train), INPUT)
     description = (f"sweetspot {spec.name}: int8, trained on {DATA_TEXT[spec.dataset]} by "
                    "models/make_models.py")
@@ -555,7 +609,7 @@ class Made:
     n_test: int
 
 
-def make(spec: Spec, data: Digits | HarData) -> Made:
+def make(spec: Spec, data: Digits | HarData | EcgData) -> Made:
     params = train(spec, data)
     float_acc = accuracy(forward(spec, params, to_input(spec, data.x_test))[spec.layers[-1].name],
                          data.y_test)
@@ -643,8 +697,20 @@ def _har_files(data: HarData) -> dict[str, bytes]:
     return {HAR_SAMPLES_FILE: har_samples_npz(data), HAR_TRACE_FILE: npy_bytes(har_trace(data)[0])}
 
 
+def _ecg_files(data: EcgData) -> dict[str, bytes]:
+    """The back end's input definition (which bins, which gains), what the firmware generator
+    and the wake-up report quantize beats with."""
+    import json
+
+    doc = {"bins": [int(b) for b in data.bins], "gains": [float(g) for g in data.gains],
+           "input_scale": 1 / 16, "input_zero_point": -128,
+           "rule": "q = clip(round(|rfft(beat - mean)|/252 [bin] * gain * 16) - 128, -128, 127)"}
+    return {ECG_INPUTS_FILE: (json.dumps(doc, indent=1) + "\n").encode()}
+
+
 # dataset key -> (loader, the data files written with its models)
-DATASETS = {"digits": (load_digits, _digits_files), "har": (load_basic_motions, _har_files)}
+DATASETS = {"digits": (load_digits, _digits_files), "har": (load_basic_motions, _har_files),
+            "mitdb": (load_ecg, _ecg_files)}
 
 
 def generate(names: list[str], out_dir: Path) -> tuple[list[Made], list[str]]:
@@ -702,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.spec.name:<18} {m.float_accuracy:>9.2%} {m.int8_accuracy:>15.2%} "
                   f"{len(m.model):>7}  {digest}")
             print(f"{'':<18} ops: {_ops(m.model)}; accuracy on {m.n_test} held-out "
-                  f"{'windows' if m.spec.dataset == 'har' else 'digits'}")
+                  f"{ {'har': 'windows', 'mitdb': 'beats'}.get(m.spec.dataset, 'digits')}")
         print(f"data files: {', '.join(data_files)}")
         if not args.check:
             return 0
