@@ -63,6 +63,13 @@ STAGE_OF = {
     "generator.runner": "results",
     "generator.runtime.campaign": "results",
     "generator.tflm.probe": "results",
+    "generator.wakeup": "foundation",
+    "generator.wakeup.data": "load",
+    "generator.wakeup.screener": "plan",
+    "generator.wakeup.metrics": "plan",
+    "generator.wakeup.backend": "plan",
+    "generator.wakeup.degrade": "plan",
+    "generator.wakeup.energy": "plan",
     "generator.cli": "entry",
 }
 

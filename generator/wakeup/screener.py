@@ -53,13 +53,13 @@ class ScreenerConfig:
     levels: int = 8
     base: float = 0.15        # B of n = round(m log_B p)
     m: float = 16.0
-    sigma: float = 1.0        # Gaussian smoothing over levels
+    sigma: float = 0.25       # Gaussian smoothing over levels (in levels)
     radius: int = 3           # kernel truncated at ±radius levels
     clip_lo: float = 1.0      # clipping range: percentiles of the training set
     clip_hi: float = 99.0
     code_bits: int = 8        # 1..8; the protected variant uses 7 + parity
     protected: bool = False
-    margin: int = 0           # N must win by more than this or the beat is ambiguous
+    margin: int = 12          # N must win by more than this or the beat is ambiguous
 
     def __post_init__(self) -> None:
         if not 0 < self.base < 1:
