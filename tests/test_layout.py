@@ -26,6 +26,7 @@ STAGE_OF = {
     "generator.compiler.loader": "load",
     "generator.compiler.fold": "load",
     "generator.compiler.modelgen": "load",
+    "generator.compiler.shapes": "load",
     "generator.frontend.pipeline": "plan",
     "generator.compiler.tflm_math": "plan",
     "generator.compiler.schedule": "plan",

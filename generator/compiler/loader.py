@@ -67,6 +67,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 
 from generator.compiler.fold import FOLDERS, fold_constants, fold_plan
 from generator.compiler.ir import DTYPE_SIZES, Graph, Operator, Quant, Tensor
+from generator.compiler.shapes import ShapeError, check_arity, check_operators
 from generator.errors import ModelError, UnsupportedOperatorError
 
 __all__ = [
@@ -293,27 +294,45 @@ class _Loader:
         self.folded_tensors = {t for i in self.folding for t in self.ops[i].outputs}
         self._check_float()
         self._check_operators()
+        self._check_arity()
         self._check_shapes()
         self._check_types()
         tensors = tuple(self._to_ir(t) for t in self.tensors)
-        operators = tuple(
-            Operator(
+        operators = []
+        for op in self.ops:  # in order: the first operator whose shapes do not follow is named
+            ir_op = Operator(
                 index=op.index,
                 opcode=op.opcode,
                 inputs=op.inputs,
                 outputs=op.outputs,
                 options=self._options(op, tensors),
             )
-            for op in self.ops
-        )
+            # Every output shape must follow from the operator's inputs and options (shapes.py).
+            check_operators([ir_op], tensors, skip=self.folding, fail=self._inconsistent)
+            operators.append(ir_op)
         return Graph(
             name=self.name,
             sha256=hashlib.sha256(self.data).hexdigest(),
             tensors=tensors,
-            operators=operators,
+            operators=tuple(operators),
             inputs=self.inputs,
             outputs=self.outputs,
         )
+
+    def _inconsistent(self, op: _RawOp | Operator, problem: str) -> ModelError:
+        return self.fail(
+            f"has an inconsistent operator #{op.index} {op.opcode}: {problem}; the file is "
+            "corrupt or was edited: re-convert the model"
+        )
+
+    def _check_arity(self) -> None:
+        for op in self.ops:
+            if op.index in self.folding:
+                continue
+            try:
+                check_arity(op.opcode, op.inputs, op.outputs)
+            except ShapeError as exc:
+                raise self._inconsistent(op, str(exc)) from None
 
     # -- decoding the subgraph -----------------------------------------------------------------
 
