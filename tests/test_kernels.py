@@ -175,6 +175,55 @@ def _add_cases() -> list[Case]:
     add((2, 3), (3,))
     add((1, 5, 5, 3), (1, 5, 5, 3), ratio=20.0)
     add((1, 5, 5, 3), (1, 5, 5, 3), ratio=0.01)
+
+    def add_const(shape, cshape, const_first=False, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:  # an unfused batch normalisation's shift vector
+            x, k = b.input(shape), b.constant(cshape)
+            return b.add(k, x, **kw) if const_first else b.add(x, k, **kw)
+        c.append((f"add {shape}+const{cshape} const_first={const_first} "
+                  + " ".join(f"{k}={v}" for k, v in kw.items()), f))
+
+    add_const((1, 4, 4, 16), (16,))
+    add_const((1, 3, 5, 8), (1, 1, 1, 8), const_first=True, activation="RELU")
+    add_const((1, 6), (1, 6), activation="RELU6")
+    return c
+
+
+def _mul_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def mul(sa, sb, const=None, out_scale=None, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            qa = QParams(float(b.rng.uniform(0.005, 0.1)), int(b.rng.integers(-60, 60)))
+            qb = QParams(float(b.rng.uniform(0.005, 0.1)), int(b.rng.integers(-60, 60)))
+            x = b.constant(sa, qa) if const == 0 else b.input(sa, q=qa)
+            y = b.constant(sb, qb) if const == 1 else b.input(sb, q=qb)
+            if out_scale is not None:  # relative to sa * sb: > 1 means a right shift
+                kw["out_q"] = QParams(qa.scale * qb.scale * out_scale,
+                                      int(b.rng.integers(-20, 20)))
+            return b.mul(x, y, **kw)
+        desc = (f"mul {sa}*{sb} const={const} out_scale={out_scale} "
+                + " ".join(f"{k}={v}" for k, v in kw.items()))
+        c.append((desc, f))
+
+    mul((1, 4, 4, 8), (1, 4, 4, 8))
+    mul((1, 4, 4, 8), (1, 4, 4, 8), activation="RELU")
+    mul((1, 4, 4, 8), (1, 4, 4, 8), activation="RELU6")
+    mul((1, 3, 3, 4), (1, 3, 3, 4), activation="RELU_N1_TO_1")
+    mul((1, 4, 4, 8), (1, 1, 1, 8))
+    mul((1, 4, 4, 8), (1, 4, 1, 8))
+    mul((1, 1, 4, 1), (1, 3, 1, 5))
+    mul((2, 3), (3,))
+    mul((1, 10), (1, 10), out_range=0.2)
+    # SqueezeNet's unfused batch normalisation: a per-channel constant vector (either side)
+    mul((1, 5, 5, 16), (16,), const=1)
+    mul((1, 3, 4, 5), (5,), const=1, activation="RELU")
+    mul((1, 1, 1, 6), (1, 2, 3, 6), const=0)
+    mul((1, 7), (1, 7), const=1)
+    # requantization: a multiplier above one (left shift), far below one, exactly the range
+    mul((1, 4, 4, 3), (1, 4, 4, 3), out_scale=0.25)
+    mul((1, 4, 4, 3), (1, 1, 1, 3), out_scale=3000.0)
+    mul((1, 2, 2, 3), (1, 2, 2, 3), out_scale=1.0)
     return c
 
 
@@ -325,6 +374,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "fully_connected": _fc_cases,
     "pool": _pool_cases,
     "add": _add_cases,
+    "mul": _mul_cases,
     "softmax": _softmax_cases,
     "mean": _mean_cases,
     "pad_concat_reshape": _movement_cases,
@@ -454,8 +504,16 @@ def _inplace_models() -> dict[str, Callable[[ModelBuilder], object]]:
         z = b.add(y, b.relu6(b.input((1, 5, 10), q=QParams(0.03, -20))))
         return b.dequantize(b.quantize(z, "int8"))
 
+    def batchnorm(b: ModelBuilder) -> object:  # SqueezeNet's unfused batch normalisation
+        x = b.conv2d(b.input((1, 8, 8, 4)), 12, kernel=(3, 3), padding="SAME",
+                     activation="RELU")
+        x = b.mul(x, b.constant((12,)))
+        x = b.add(x, b.constant((12,)))
+        x = b.mul(b.constant((1, 1, 1, 12)), x, activation="RELU")
+        return b.conv2d(x, 6, kernel=(1, 1), padding="VALID")
+
     return {"mini_mobilenet": mini_mobilenet, "mini_stmnist": mini_stmnist,
-            "odd_shapes": odd_shapes, "elementwise": elementwise}
+            "odd_shapes": odd_shapes, "elementwise": elementwise, "batchnorm": batchnorm}
 
 
 @pytest.mark.parametrize("name", sorted(_inplace_models()))

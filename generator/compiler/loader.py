@@ -35,7 +35,7 @@ CONV_2D                     padding ('SAME'|'VALID'), stride_h, stride_w, dilati
 DEPTHWISE_CONV_2D           as CONV_2D + depth_multiplier (from the shapes when the option is 0)
 FULLY_CONNECTED             fused_activation, keep_num_dims (bool), weights_format ('DEFAULT')
 AVERAGE_POOL_2D/MAX_POOL_2D padding, stride_h, stride_w, filter_h, filter_w, fused_activation
-ADD                         fused_activation
+ADD, MUL                    fused_activation
 CONCATENATION               axis (non-negative, relative to the output's rank), fused_activation
 RESHAPE                     new_shape (tuple; always the output tensor's shape, which is
                             authoritative; the option / shape tensor is only cross-checked)
@@ -87,6 +87,7 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "AVERAGE_POOL_2D",
         "MAX_POOL_2D",
         "ADD",
+        "MUL",
         "CONCATENATION",
         "RESHAPE",
         "SOFTMAX",
@@ -890,6 +891,7 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "AVERAGE_POOL_2D": _pool_options,
     "MAX_POOL_2D": _pool_options,
     "ADD": _add_options,
+    "MUL": _add_options,
     "CONCATENATION": _concat_options,
     "RESHAPE": _reshape_options,
     "SOFTMAX": _softmax_options,

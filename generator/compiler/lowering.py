@@ -398,21 +398,19 @@ def _pool(ctx: _Ctx) -> str:
     return f"{f_h}x{f_w}/{o['stride_h']}x{o['stride_w']} {o['padding']}"
 
 
-def _add(ctx: _Ctx) -> str:
-    a, b, y = ctx.tin(0), ctx.tin(1), ctx.tout()
-    for t in (a, b, y):
-        ctx.expect_dtype(t, "int8")
-    for t in (a, b):
-        if t.data is not None:
-            raise ctx.fail("has a constant input; only activation + activation is supported")
-    sa, za = ctx.quant(a)
-    sb, zb = ctx.quant(b)
-    sy, zy = ctx.quant(y)
-    try:
-        q = tm.add_params(sa, sb, sy)
-    except ValueError as e:
-        raise ctx.fail(str(e)) from None
-    act_min, act_max = _act(ctx, y)
+def _operand(ctx: _Ctx, i: int) -> str:
+    """C expression for input i of a binary elementwise operator: its arena address, or a
+    constant array in flash (e.g. the per-channel vectors of an unfused batch normalisation)."""
+    t = ctx.tin(i)
+    if t.data is None:
+        return ctx.ptr(t, const=True)
+    return ctx.array(f"in{i}", "int8_t", int_values(t.data))
+
+
+def _broadcast_fields(ctx: _Ctx, a: Tensor, b: Tensor, y: Tensor) -> tuple[bool, list[tuple[
+        str, str]]]:
+    """(broadcast?, the size/broadcast/dims/stride1/stride2 fields) of ADD's and MUL's walk over
+    the (up to 4-D) output with per-input strides, 0 along broadcast dimensions."""
     broadcast = a.shape != b.shape
     dims = _dims4(y.shape, "the output", ctx)
     strides: list[list[int]] = []
@@ -430,11 +428,30 @@ def _add(ctx: _Ctx) -> str:
             acc *= d[i]
         strides.append(st)
     if not broadcast and a.size != y.size:
-        raise ctx.fail(f"has inconsistent shapes {a.shape} + {b.shape} -> {y.shape}")
+        raise ctx.fail(f"has inconsistent shapes {a.shape}, {b.shape} -> {y.shape}")
     arr = lambda v: "{" + ", ".join(f"{int(e)}u" for e in v) + "}"  # noqa: E731
-    p = ctx.param("ss_add_params_t", [
+    return broadcast, [
         ("size", f"{y.size}u"), ("broadcast", "1" if broadcast else "0"),
         ("dims", arr(dims)), ("stride1", arr(strides[0])), ("stride2", arr(strides[1])),
+    ]
+
+
+def _add(ctx: _Ctx) -> str:
+    a, b, y = ctx.tin(0), ctx.tin(1), ctx.tout()
+    for t in (a, b, y):
+        ctx.expect_dtype(t, "int8")
+    sa, za = ctx.quant(a)
+    sb, zb = ctx.quant(b)
+    sy, zy = ctx.quant(y)
+    try:
+        q = tm.add_params(sa, sb, sy)
+    except ValueError as e:
+        raise ctx.fail(str(e)) from None
+    act_min, act_max = _act(ctx, y)
+    broadcast, walk = _broadcast_fields(ctx, a, b, y)
+    in1, in2 = _operand(ctx, 0), _operand(ctx, 1)
+    p = ctx.param("ss_add_params_t", [
+        *walk,
         ("input1_offset", c_int(-za)), ("input2_offset", c_int(-zb)),
         ("output_offset", c_int(zy)), ("left_shift", str(q["left_shift"])),
         ("input1_mult", c_int(q["input1_mult"])), ("input1_shift", c_int(q["input1_shift"])),
@@ -443,9 +460,30 @@ def _add(ctx: _Ctx) -> str:
         ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
     ])
     ctx.kernels.add("ss_add.c")
-    ctx.body.append(
-        f"ss_add_s8(&{p}, {ctx.ptr(a, const=True)}, {ctx.ptr(b, const=True)}, {ctx.ptr(y)});"
-    )
+    ctx.body.append(f"ss_add_s8(&{p}, {in1}, {in2}, {ctx.ptr(y)});")
+    return f"{'broadcast ' if broadcast else ''}{ctx.op.options.get('fused_activation', 'NONE')}"
+
+
+def _mul(ctx: _Ctx) -> str:
+    a, b, y = ctx.tin(0), ctx.tin(1), ctx.tout()
+    for t in (a, b, y):
+        ctx.expect_dtype(t, "int8")
+    sa, za = ctx.quant(a)
+    sb, zb = ctx.quant(b)
+    sy, zy = ctx.quant(y)
+    mult, shift = tm.mul_multiplier(sa, sb, sy)
+    act_min, act_max = _act(ctx, y)
+    broadcast, walk = _broadcast_fields(ctx, a, b, y)
+    in1, in2 = _operand(ctx, 0), _operand(ctx, 1)
+    p = ctx.param("ss_mul_params_t", [
+        *walk,
+        ("input1_offset", c_int(-za)), ("input2_offset", c_int(-zb)),
+        ("output_offset", c_int(zy)),
+        ("output_mult", c_int(mult)), ("output_shift", c_int(shift)),
+        ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
+    ])
+    ctx.kernels.add("ss_mul.c")
+    ctx.body.append(f"ss_mul_s8(&{p}, {in1}, {in2}, {ctx.ptr(y)});")
     return f"{'broadcast ' if broadcast else ''}{ctx.op.options.get('fused_activation', 'NONE')}"
 
 
@@ -669,6 +707,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "AVERAGE_POOL_2D": _pool,
     "MAX_POOL_2D": _pool,
     "ADD": _add,
+    "MUL": _mul,
     "SOFTMAX": _softmax,
     "MEAN": _mean,
     "PAD": _pad,

@@ -290,6 +290,24 @@ class ModelBuilder:
         self._op(schema.BuiltinOperator.ADD, [a, b], [y], schema.BuiltinOptions.AddOptions, o)
         return y
 
+    def mul(self, a: _T, b: _T, activation: str = "NONE", out_range: float = 1.0,
+            out_q: QParams | None = None) -> _T:
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+        std = a.std * b.std
+        y = self._act_tensor(shape, "int8", self._out_q(std, out_range, out_q), std, "mul")
+        o = schema.MulOptionsT()
+        o.fusedActivationFunction = _ACT[activation]
+        self._op(schema.BuiltinOperator.MUL, [a, b], [y], schema.BuiltinOptions.MulOptions, o)
+        return y
+
+    def constant(self, shape: tuple[int, ...], q: QParams | None = None) -> _T:
+        """A constant int8 operand (random values; e.g. a per-channel vector of an unfused batch
+        normalisation), usable wherever an activation is: add(x, constant((C,)))."""
+        q = q or self.random_qparams("int8")
+        data = self.rng.integers(-128, 128, size=shape)
+        t = self._const(data, "int8", q.to_editor(), "const")
+        return _T(t, tuple(int(d) for d in shape), "int8", q, _STD_INT8 * q.scale)
+
     def concat(self, xs: list[_T], axis: int) -> _T:
         rank = len(xs[0].shape)
         ax = axis % rank

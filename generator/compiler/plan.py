@@ -59,7 +59,8 @@ from pathlib import Path
 from typing import Any
 
 from generator.compiler import schedule
-from generator.compiler.ir import Graph, Operator
+from generator.compiler.fold import describe as describe_folded
+from generator.compiler.ir import FoldedOp, Graph, Operator
 from generator.errors import FitError, ModelError, ToolchainError
 
 __all__ = [
@@ -171,6 +172,7 @@ class Plan:
     output_bytes: int
     overlaps: tuple[Overlap, ...] = ()  # partial overlaps the packing uses (see module doc)
     in_place: bool = False  # whether aliases and partial overlaps were allowed
+    folded: tuple[FoldedOp, ...] = ()  # operators evaluated at generation time (fold.py)
 
     def shares_memory(self, a: int, b: int) -> bool:
         """Whether tensors a and b may legitimately share bytes although both are live at some
@@ -456,6 +458,7 @@ def plan_model(graph: Graph, *, align: int = 16, in_place: bool = True) -> Plan:
         output_bytes=sum(graph.tensor(t).nbytes for t in graph.outputs),
         overlaps=tuple(overlaps),
         in_place=in_place,
+        folded=graph.folded,
     )
 
 
@@ -679,6 +682,10 @@ def format_stats_table(plan: Plan) -> str:
         f"max state         {plan.max_state_bytes:,} B  ({where})",
         f"input / output    {plan.input_bytes:,} B / {plan.output_bytes:,} B",
     ]
+    if plan.folded:
+        lines.append(f"folded            {len(plan.folded)} operators into constants at "
+                     "generation time (numbered as in the model file):")
+        lines.extend(f"  {line}" for line in describe_folded(plan.folded))
     return "\n".join(lines)
 
 
@@ -730,6 +737,11 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             {"op": o.op, "input": o.input, "output": o.output, "min_gap": o.min_gap,
              "gap": o.gap}
             for o in plan.overlaps
+        ],
+        "folded": [
+            {"index": f.index, "opcode": f.opcode, "inputs": list(f.inputs),
+             "outputs": list(f.outputs), "values": [list(v) for v in f.values]}
+            for f in plan.folded
         ],
     }
 

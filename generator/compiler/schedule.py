@@ -266,12 +266,11 @@ def op_schedule(graph: Graph, op: Operator, input_index: int) -> Schedule | None
     if code in _ELEMENTWISE and input_index == 0 and x.size == y.size:
         return _elementwise_schedule(y.size, x.nbytes // max(x.size, 1),
                                      y.nbytes // max(y.size, 1))
-    if code == "ADD" and input_index in (0, 1) and x.shape == y.shape:
-        a = graph.tensor(op.inputs[0])
-        b = graph.tensor(op.inputs[1])
-        if a.shape == b.shape:  # the kernel's plain (not broadcasting) loop
-            return _elementwise_schedule(y.size, x.nbytes // max(x.size, 1),
-                                         y.nbytes // max(y.size, 1))
+    if code in ("ADD", "MUL") and input_index in (0, 1) and x.shape == y.shape:
+        # Both loops (plain and broadcasting) write the output in order and read an input of
+        # the output's shape at the element being written, before writing it.
+        return _elementwise_schedule(y.size, x.nbytes // max(x.size, 1),
+                                     y.nbytes // max(y.size, 1))
     return None
 
 

@@ -301,6 +301,15 @@ def add_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
     return out
 
 
+def mul_multiplier(s1: float, s2: float, s_out: float) -> tuple[int, int]:
+    """MUL int8: TFLM CalculateOpDataMul, QuantizeMultiplier(double(s1) * double(s2) /
+    double(s_out)) of the float32 scales."""
+    real = float(np.float32(s1)) * float(np.float32(s2)) / float(np.float32(s_out))
+    mult, shift = quantize_multiplier(real)
+    check_shift(shift, "MUL")
+    return mult, shift
+
+
 def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
     """MEAN int8: QuantizeMultiplier(in/out scale) with 1/count folded in, as TFLM's
     QuantizedMeanOrSum does."""

@@ -92,6 +92,19 @@ typedef struct {
 } ss_add_params_t;
 void ss_add_s8(const ss_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output);
 
+/* ---- MUL (with up to 4-D broadcasting) ---------------------------------------------------- */
+typedef struct {
+    uint32_t size;             /* output elements */
+    uint8_t broadcast;         /* 0: elementwise over size; 1: use dims/strides */
+    uint16_t dims[4];          /* output dims (outermost first) */
+    uint32_t stride1[4];       /* input 1 element strides per output dim (0 = broadcast) */
+    uint32_t stride2[4];
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t output_mult, output_shift; /* QuantizeMultiplier(s1 * s2 / s_out) */
+    int32_t act_min, act_max;
+} ss_mul_params_t;
+void ss_mul_s8(const ss_mul_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output);
+
 /* ---- SOFTMAX (int8 in, int8 out with scale 1/256 and zero point -128) ---------------------- */
 typedef struct {
     uint32_t outer;            /* rows */
