@@ -71,6 +71,7 @@ STAGE_OF = {
     "generator.wakeup.backend": "plan",
     "generator.wakeup.degrade": "plan",
     "generator.wakeup.energy": "plan",
+    "generator.wakeup.emit": "emit",
     "generator.cli": "entry",
 }
 

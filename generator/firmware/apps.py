@@ -48,6 +48,7 @@ APP_MODULES: dict[str, str] = {
     "vww": "generator.frontend.emit",
     "pipetest": "generator.frontend.emit",
     "tflm": "generator.tflm.app",
+    "wakeup": "generator.wakeup.emit",
 }
 
 _REGISTRY: dict[str, App] = {}

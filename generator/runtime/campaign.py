@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from generator.boards import Board, load_board
 from generator.build import Artifacts, default_build_dir, run_scons
 from generator.errors import AppError, FirmwareFault, ProtocolError, TargetError
 from generator.firmware import MANIFEST
 from generator.runner import check_outputs, results_document
 from generator.runtime.energy import document_energy
+from generator.runtime.inject import stream_summary
 from generator.runtime.layout import (
+    QL_NAMES,
     RUNTIME_OPTION_KEYS,
     Capacitor,
     SimConfig,
@@ -149,10 +153,13 @@ def _run_host(board: Board, art: Artifacts, blobs: list[tuple[int, bytes]], time
 
 def run_configured(board: Board, app: str, art: Artifacts, cfg: SimConfig | None,
                    nvm_image: bytes | None = None, timeout: float = 120.0,
-                   max_boots: int = 1_000_000) -> dict[str, Any]:
+                   max_boots: int = 1_000_000, host_twin: bool = False) -> dict[str, Any]:
     """Run a runtime build once with a config block (None: no config, the build's own
     power_fail/capacitor options apply) and optionally an NVM image; returns the results
-    document (status and checks included, no exception for a non-zero status)."""
+    document (status and checks included, no exception for a non-zero status).
+
+    With ``host_twin``, a lossy run's outputs are compared with the host twin's
+    (:func:`host_twin_check`); without it they stay unchecked (``ok`` false)."""
     rt = runtime_info(art)
     blobs = block_images(rt, cfg, nvm_image)
     if board.kind == "qemu":
@@ -166,7 +173,87 @@ def run_configured(board: Board, app: str, art: Artifacts, cfg: SimConfig | None
     doc["energy"] = document_energy(board, doc)
     doc["wall_s"] = out.wall_s
     doc["checks"] = check_outputs(app, doc) if doc["status"] == 0 else {}
+    if host_twin and doc["status"] == 0:
+        host_twin_check(board, app, art, doc, cfg, timeout=timeout)
     return doc
+
+
+# ---- lossy runs: the host twin and the injector's Python twin ------------------------------
+
+def injector_check(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The firmware's flips per quality level (count and hash of their stream positions, for
+    the bits it says it wrote) against the Python twin (:mod:`generator.runtime.inject`) for
+    the run's seed."""
+    m = doc.get("metrics", {})
+    if f"rt.bits.{QL_NAMES[0]}" not in m:
+        return {"ok": False, "error": "the run reported no injector counters (rt.bits.*)"}
+    bits = [int(m[f"rt.bits.{q}"]) for q in QL_NAMES]
+    seed = int(m.get("rt.seed", 0)) & 0xFFFFFFFF
+    on = bool(m.get("rt.inject", 0))
+    want = stream_summary(seed, bits) if on else [
+        {"ql": i, "bits": b, "flips": 0, "hash": 0x811C9DC5} for i, b in enumerate(bits)]
+    got = [{"ql": i, "bits": bits[i], "flips": int(m[f"rt.flip.{q}"]),
+            "hash": int(m[f"rt.hash.{q}"]) & 0xFFFFFFFF} for i, q in enumerate(QL_NAMES)]
+    return {"ok": got == want, "seed": seed, "inject": on,
+            "flips": {q: g["flips"] for q, g in zip(QL_NAMES, got)},
+            "expected_flips": {q: w["flips"] for q, w in zip(QL_NAMES, want)}}
+
+
+def host_twin_config(cfg: SimConfig | None) -> SimConfig | None:
+    """The config the host twin runs with: the firmware run's own (same seed, same failure
+    points). A seam for tests that need a deliberately wrong expectation."""
+    return cfg
+
+
+def host_twin_dir(art: Artifacts) -> Path:
+    return art.build_dir.parent / f"{art.build_dir.name}.host-twin"
+
+
+def host_twin_check(board: Board, app: str, art: Artifacts, doc: dict[str, Any],
+                    cfg: SimConfig | None = None, timeout: float = 120.0) -> None:
+    """Complete the checks of a lossy run (write errors at Q1..Q4): its outputs must equal,
+    byte for byte, those of the host twin built from the same options (same generated C, same
+    injector, same seed, same failure points), and the flips it reports must equal the Python
+    twin's. The deviation from TFLM stays in each entry as information
+    (``deviation_from_tflm``). On the host itself the run *is* the host twin: only the
+    injector is checked (``host_twin_equal`` is None)."""
+    pending = {k: v for k, v in doc.get("checks", {}).items()
+               if v.get("reference") == "host twin"}
+    if not pending:
+        return
+    inj = injector_check(doc)
+    doc["injector_check"] = inj
+    twin_outputs: dict[str, Any] | None = None
+    if not board.is_host:
+        host = load_board("host")
+        hart = run_scons(host, app, dict(doc.get("options", {})), host_twin_dir(art))
+        hdoc = run_configured(host, app, hart, host_twin_config(cfg), timeout=timeout)
+        if hdoc["status"] != 0:
+            raise TargetError(f"the host twin of this run ({hart.build_dir}) ended with status "
+                              f"{hdoc['status']}")
+        twin_outputs = hdoc["outputs"]
+        doc["host_twin"] = {"build_dir": str(hart.build_dir), "seed": hdoc["metrics"].get(
+            "rt.seed"), "failures": hdoc["metrics"].get("rt.failures")}
+    for name, entry in pending.items():
+        entry.pop("error", None)
+        if twin_outputs is None:
+            entry["reference"] = "injector twin (this run is the host twin)"
+            entry["ok"] = bool(inj["ok"])
+            continue
+        mine, theirs = doc["outputs"].get(name), twin_outputs.get(name)
+        if mine is None or theirs is None or mine["dtype"] != theirs["dtype"] or \
+                len(mine["values"]) != len(theirs["values"]):
+            entry.update(ok=False, host_twin_equal=False, mismatches=None,
+                         error="the host twin reported this output differently (shape/dtype)")
+            continue
+        a = np.asarray(mine["values"], dtype=mine["dtype"])
+        b = np.asarray(theirs["values"], dtype=theirs["dtype"])
+        equal = a.tobytes() == b.tobytes()
+        entry["host_twin_equal"] = equal
+        entry["mismatches"] = int(np.count_nonzero(a != b))
+        entry["ok"] = bool(equal and inj["ok"])
+        if not inj["ok"]:
+            entry["error"] = "the firmware's flips differ from the injector's Python twin"
 
 
 # ---- campaigns -------------------------------------------------------------------------------
@@ -185,7 +272,8 @@ class CampaignReport:
     lost: int = 0
     torn: int = 0
     mismatched_runs: int = 0
-    where: dict[str, int] = field(default_factory=dict)
+    where: dict[str, int] = field(default_factory=dict)  # intended (the schedule)
+    firmware_where: dict[str, int] = field(default_factory=dict)  # reported (rt.fail.*)
     per_step: dict[int, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -197,7 +285,8 @@ class CampaignReport:
         return {k: getattr(self, k) for k in ("board", "app", "points", "distinct", "runs",
                                               "wall_s", "boots",
                                               "failures", "missed", "lost", "torn",
-                                              "mismatched_runs", "where", "problems")}
+                                              "mismatched_runs", "where", "firmware_where",
+                                              "problems")}
 
 
 def build(board_name: str, app: str, options: Mapping[str, Any],
@@ -212,32 +301,52 @@ def _outputs(doc: Mapping[str, Any]) -> dict[str, list[Any]]:
     return {k: v["values"] for k, v in doc["outputs"].items()}
 
 
+FIRMWARE_WHERE = {"tensor": "rt.fail.tensor", "commit": "rt.fail.commit",
+                  "after": "rt.fail.after"}
+
+
+def _flips(doc: Mapping[str, Any]) -> dict[str, tuple[int, int, int]]:
+    m = doc.get("metrics", {})
+    return {q: (int(m.get(f"rt.bits.{q}", -1)), int(m.get(f"rt.flip.{q}", -1)),
+                int(m.get(f"rt.hash.{q}", -1))) for q in QL_NAMES}
+
+
 def power_fail_campaign(board: Board, app: str, art: Artifacts, count: int, seed: int = 0,
                         inferences: Sequence[int] = (0,), timeout: float = 600.0,
                         reference: Mapping[str, Any] | None = None) -> CampaignReport:
     """Deliver ``count`` word-granular power failures spread over every step (tensor writes,
-    commits, right after commits) of a build made with injection off, in as few runs as the
-    firmware's schedule capacity allows (the points of one run interleave over all steps).
-    Every run must finish with the uninterrupted run's outputs, deliver every point, never
-    lose a committed step and never accept a torn record."""
+    commits, right after commits), in as few runs as the firmware's schedule capacity allows
+    (the points of one run interleave over all steps). Every run must finish with the
+    uninterrupted run's outputs, deliver every point, never lose a committed step, never accept
+    a torn record, and the firmware must report each failure where the schedule put it
+    (``rt.fail.tensor|commit|after`` against :meth:`StepShape.classify`).
+
+    With write errors injected the uninterrupted run is the reference too: a re-executed step
+    draws the flips of its first attempt (``ss_inject_attempt``), so every run must also report
+    exactly the uninterrupted run's flips (bits, count and hash per level), and those must be
+    the injector's Python twin's for the seed."""
     rt = runtime_info(art)
-    if rt.get("inject"):
-        raise AppError("a power-failure campaign compares outputs with the uninterrupted run: "
-                       "build with inject=off")
     shape = StepShape.from_runtime(rt)
     t0 = time.monotonic()
     ref = reference or run_configured(board, app, art, SimConfig(), timeout=timeout)
     if ref["status"] != 0:
         raise TargetError(f"the uninterrupted run on {board.name} ended with status "
                           f"{ref['status']}")
-    bad = [k for k, v in ref.get("checks", {}).items() if not v.get("ok")]
+    bad = [k for k, v in ref.get("checks", {}).items()
+           if not v.get("ok") and v.get("reference") != "host twin"]
     want = _outputs(ref)
+    want_flips = _flips(ref)
     points = spread_points(shape, count, seed, inferences)
     cap = int(rt["sched_capacity"])
     nruns = max(1, -(-len(points) // cap))
     rep = CampaignReport(board.name, app, len(points), nruns, 0.0, len(set(points)))
     if bad:
         rep.problems.append(f"the uninterrupted run's outputs fail their check: {', '.join(bad)}")
+    if rt.get("inject"):
+        inj = injector_check(ref)
+        if not inj["ok"]:
+            rep.problems.append("the uninterrupted run's flips differ from the injector's Python "
+                                f"twin: {inj}")
     for p in points:
         w = shape.classify(p)
         rep.where[w] = rep.where.get(w, 0) + 1
@@ -252,11 +361,16 @@ def power_fail_campaign(board: Board, app: str, art: Artifacts, count: int, seed
         rep.missed += m.get("rt.missed", 0)
         rep.lost += m.get("rt.lost", 0)
         rep.torn += m.get("rt.torn", 0)
+        for w, key in FIRMWARE_WHERE.items():
+            rep.firmware_where[w] = rep.firmware_where.get(w, 0) + m.get(key, 0)
         if doc["status"] != 0:
             rep.problems.append(f"run {r}: status {doc['status']}")
         if _outputs(doc) != want:
             rep.mismatched_runs += 1
             rep.problems.append(f"run {r}: outputs differ from the uninterrupted run")
+        if _flips(doc) != want_flips:
+            rep.problems.append(f"run {r}: the injector's flips differ from the uninterrupted "
+                                "run's (a re-executed step drew different flips)")
         if m.get("rt.failures", 0) != len(chunk):
             rep.problems.append(f"run {r}: {m.get('rt.failures', 0)} failures delivered of "
                                 f"{len(chunk)} points")
@@ -266,6 +380,10 @@ def power_fail_campaign(board: Board, app: str, art: Artifacts, count: int, seed
         rep.problems.append(f"{rep.lost} boots lost a committed step")
     if rep.torn:
         rep.problems.append(f"{rep.torn} boots accepted a torn or corrupt record")
+    intended = {w: rep.where.get(w, 0) for w in FIRMWARE_WHERE}
+    if rep.firmware_where != intended:
+        rep.problems.append(f"the firmware reports failures at {rep.firmware_where}; the "
+                            f"schedule put them at {intended}")
     rep.wall_s = time.monotonic() - t0
     return rep
 
@@ -342,8 +460,10 @@ def run_request(req: Any) -> dict[str, Any]:
     if board.kind == "nucleo":
         doc = plain_run(req)
         doc["energy"] = document_energy(board, doc)
+        if doc.get("status") == 0:
+            host_twin_check(board, req.app, art, doc, None, timeout=req.timeout)
     else:
-        doc = run_configured(board, req.app, art, None, timeout=req.timeout)
+        doc = run_configured(board, req.app, art, None, timeout=req.timeout, host_twin=True)
     rt = doc.get("app_info", {}).get("runtime") or {}
     if rt.get("capacitor"):
         c = rt["capacitor"]
