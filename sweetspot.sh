@@ -34,7 +34,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "creating the project venv in $VENV and installing the package"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,tflm]'
     echo "$want" > "$stamp"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
@@ -46,6 +46,11 @@ case "${1:-}" in
         ;;
     test)
         shift
+        # The TFLM backend's tests use ../shared/tflite-micro unless a checkout is named.
+        if [ -z "${SWEETSPOT_TFLM_ROOT:-}" ] && [ -d ../shared/tflite-micro ]; then
+            SWEETSPOT_TFLM_ROOT="$(cd ../shared/tflite-micro && pwd)"
+            export SWEETSPOT_TFLM_ROOT
+        fi
         set +e
         python -m pytest "$@"
         rc=$?

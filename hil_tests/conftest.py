@@ -39,7 +39,14 @@ def boards_under_test(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "dut" in metafunc.fixturenames:
-        metafunc.parametrize("dut", boards_under_test(metafunc.config), indirect=True)
+        boards: list[Any] = boards_under_test(metafunc.config)
+        # @pytest.mark.default_twins("qemu_m33"): the other twins only with -m slow (a board
+        # named with --board always runs)
+        fast = metafunc.definition.get_closest_marker("default_twins")
+        if fast and not metafunc.config.getoption("--board"):
+            boards = [b if b in fast.args else pytest.param(b, marks=pytest.mark.slow)
+                      for b in boards]
+        metafunc.parametrize("dut", boards, indirect=True)
 
 
 @dataclass

@@ -1,7 +1,11 @@
 """The TFLM backend on targets: outputs byte-equal with the TFLM interpreter of the tflite-micro
 wheel (the independent reference), per-operator ticks through TFLM's profiler, and the closed-loop
-arena. Needs a tflite-micro checkout (``SWEETSPOT_TFLM_ROOT``); without one every test here skips
-with the message that says how to get one.
+arena. Needs a tflite-micro checkout (``SWEETSPOT_TFLM_ROOT``; ``./sweetspot.sh test`` uses
+../shared/tflite-micro): without one every test here skips with one short reason, and fails in CI.
+
+Cold, each (kernel set, core) compiles the TFLM library once; every later build takes its objects
+from the backend's SCons cache. The default suite builds two (reference and CMSIS-NN on the
+M33 twin); the other twins run with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from generator.tflm import tree as tflm
 from generator.tflm.app import compare_tensors
 from generator.tflm.arena import arena_with_margin
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _util import missing, require_tflm_checkout  # noqa: E402 - tests/_util, the one copy
+
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT.parent / "shared" / "models" / "zoo"
 IGN = ZOO / "ign_wl_24_int8.tflite"
@@ -32,16 +39,16 @@ MOBILENET = ZOO / "mobilenet_v1_0.25_96_int8.tflite"
 
 @pytest.fixture(scope="module")
 def checkout() -> Path:
-    try:
-        root = tflm.locate_checkout({})
-    except tflm.TflmSetupError as e:
-        pytest.skip(str(e))
+    root = require_tflm_checkout()
     if not ZOO.is_dir():
-        pytest.skip(f"zoo models not available: {ZOO} is absent (it lives in ../shared)")
+        missing(f"zoo models not available: {ZOO} is absent (it lives in ../shared)")
+    problem = None
     try:
         tflm.check_cxx(load_board("qemu_m33"))
     except tflm.TflmSetupError as e:
-        pytest.skip(str(e))
+        problem = str(e).splitlines()[0]
+    if problem:
+        missing(problem)
     return root
 
 
@@ -66,6 +73,7 @@ def _assert_per_operator_ticks(doc: dict) -> None:
     assert all(doc["cycles"][name]["ticks"] > 0 for name in layers) or doc["board"] == "host"
 
 
+@pytest.mark.default_twins("qemu_m33")
 def test_tflm_reference_on_every_twin(dut, checkout, tmp_path):
     """ign_wl_24 (float in, float out) with reference kernels: outputs equal to the interpreter on
     three input sets, every operator timed, the arena measured on this core and reserved with the
@@ -95,8 +103,7 @@ def test_tflm_cmsis_nn_per_operator(checkout, tmp_path, model):
     """CMSIS-NN on the M33 twin: every operator's output tensor against the interpreter (the
     reference kernels' arithmetic), and the model outputs."""
     if tflm.missing_downloads(checkout, "cmsis_nn"):
-        pytest.skip("the checkout lacks the CMSIS / CMSIS-NN downloads: "
-                    + tflm.DOWNLOAD_COMMAND)
+        missing("the checkout lacks the CMSIS / CMSIS-NN downloads")
     doc = _run("qemu_m33", model, tmp_path / "b", tflm_kernels="cmsis_nn", inputs="2")
     _assert_equal_to_interpreter(doc, 2)
     dump = _run("qemu_m33", model, tmp_path / "d", tflm_kernels="cmsis_nn", tflm_dump="1")

@@ -41,3 +41,27 @@ def require_toolchain() -> None:
 
 def require_host_cc() -> None:
     require_tool("gcc", "cc")
+
+
+def require_tflm_checkout() -> Path:
+    """The tflite-micro checkout (``SWEETSPOT_TFLM_ROOT``) with make, numpy and pillow for its
+    tree generator, else :func:`missing` with one short reason."""
+    from generator.tflm import tree as tflm
+
+    # missing() is called outside the except blocks: no chained how-to in the report
+    problem = None
+    try:
+        root = tflm.locate_checkout({})
+    except tflm.TflmSetupError as e:
+        problem = (f"{str(e).splitlines()[0]} (set {tflm.ENV_ROOT}; ./sweetspot.sh test sets "
+                   "it to ../shared/tflite-micro when that folder exists)")
+    if problem:
+        missing(problem)
+    require_tool("make")
+    try:
+        tflm.check_tree_generator_python()
+    except tflm.TflmSetupError as e:
+        problem = str(e).splitlines()[0]
+    if problem:
+        missing(problem)
+    return root
