@@ -250,6 +250,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0 if result.fits in (None, True) else 2
 
 
+# ---- wakeup --------------------------------------------------------------------------------
+
+def cmd_wakeup(args: argparse.Namespace) -> int:
+    from generator.wakeup.report import Options, make_report
+
+    out = Path(args.out)
+    doc = make_report(Options(out_dir=out, twin_beats=args.twin_beats, prior=args.prior,
+                              seed=args.seed, log=lambda s: print(s, file=sys.stderr)))
+    for name, (value, ok) in doc["targets"].items():
+        print(f"{'ok ' if ok else 'MISSED'} {name}: {value}")
+    print(f"report: {out / 'wakeup_report.md'} (+ .json, plots)")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------
 
 def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
@@ -336,6 +350,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", help="check whether and where the model fits this board")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("wakeup", help="uncertainty-triggered wake-up on MIT-BIH beats: train, "
+                       "evaluate, sweep, run on the twins, report")
+    p.add_argument("--out", default="build/wakeup", help="report directory (default: %(default)s)")
+    p.add_argument("--twin-beats", type=int, default=400,
+                   help="test beats streamed on qemu_m0 and qemu_m33 for the instruction counts "
+                   "(0: no twin runs, no energy figures; default: %(default)s)")
+    p.add_argument("--prior", type=float, default=0.1,
+                   help="deployment prior of abnormal beats for p_wake (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the degradation knobs")
+    p.set_defaults(func=cmd_wakeup)
     return parser
 
 

@@ -17,6 +17,7 @@ STAGE_OF = {
     "generator": "foundation",
     "generator.errors": "foundation",
     "generator.cstring": "foundation",
+    "generator.proc": "foundation",
     "generator.compiler": "foundation",
     "generator.runtime": "foundation",
     "generator.frontend": "foundation",
@@ -72,6 +73,7 @@ STAGE_OF = {
     "generator.wakeup.degrade": "plan",
     "generator.wakeup.energy": "plan",
     "generator.wakeup.emit": "emit",
+    "generator.wakeup.report": "results",
     "generator.cli": "entry",
 }
 
