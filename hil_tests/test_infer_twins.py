@@ -64,6 +64,34 @@ def test_model_outputs_equal_tflm(dut, name: str) -> None:  # noqa: ANN001
     _check(doc, runs)
 
 
+#: research benchmarks that need constant folding (FDMobileNet's SHAPE/STRIDED_SLICE/PACK) or
+#: MUL with constant vectors (SqueezeNet): ~7.5 M, ~23 M and ~965 M instructions per inference
+#: on the Cortex-M33 twin
+FOLD_MUL = ["fdmobilenet_0.25_128_int8", "fdmobilenet_0.25_224_int8", "squeezenet_v1.0_128_int8"]
+
+
+@pytest.mark.zoo
+@pytest.mark.default_twins("qemu_m33")
+@pytest.mark.parametrize("name", FOLD_MUL)
+def test_folded_and_mul_benchmarks_equal_tflm(dut, name: str) -> None:  # noqa: ANN001
+    path = _model(name)
+    _skip_unless_fits(dut, path)
+    doc = dut.run("infer", model=str(path), seed=31, inputs=1, timeout=900)
+    _check(doc, 1)
+    # the shape plumbing is folded away: no layer runs it
+    assert len(doc["app_info"]["reports"]["layers"]) == len(load_model(path).operators)
+
+
+@pytest.mark.slow
+@pytest.mark.zoo
+@pytest.mark.parametrize("name", FOLD_MUL)
+def test_folded_and_mul_benchmarks_more_inputs(dut, name: str) -> None:  # noqa: ANN001
+    path = _model(name)
+    _skip_unless_fits(dut, path)
+    doc = dut.run("infer", model=str(path), seed=57, inputs=3, timeout=1800)
+    _check(doc, 3)
+
+
 def test_real_digits_samples(dut, tmp_path: Path) -> None:  # noqa: ANN001
     path = _model("digits_cnn_int8")
     with np.load(ROOT / "models" / "digits_samples.npz") as f:
