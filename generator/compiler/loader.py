@@ -121,6 +121,31 @@ _WEIGHTS_FORMATS = {
     for name, code in vars(schema.FullyConnectedOptionsWeightsFormat).items()
     if not name.startswith("_")
 }
+_OPTIONS_NAMES: dict[int, str] = {
+    code: name for name, code in vars(schema.BuiltinOptions).items() if not name.startswith("_")
+}
+#: The builtin options table each supported operator may carry (besides none at all); -1: none.
+_OPTIONS_TYPE: dict[str, int] = {
+    op: getattr(schema.BuiltinOptions, name, -1)
+    for op, name in {
+        "CONV_2D": "Conv2DOptions",
+        "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+        "FULLY_CONNECTED": "FullyConnectedOptions",
+        "AVERAGE_POOL_2D": "Pool2DOptions",
+        "MAX_POOL_2D": "Pool2DOptions",
+        "ADD": "AddOptions",
+        "MUL": "MulOptions",
+        "CONCATENATION": "ConcatenationOptions",
+        "RESHAPE": "ReshapeOptions",
+        "SOFTMAX": "SoftmaxOptions",
+        "PAD": "PadOptions",
+        "MEAN": "ReducerOptions",
+        "QUANTIZE": "QuantizeOptions",
+        "DEQUANTIZE": "DequantizeOptions",
+        "RELU": "",
+        "RELU6": "",
+    }.items()
+}
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
 _WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
 
@@ -327,6 +352,8 @@ class _Loader:
         )
 
     def _check_arity(self) -> None:
+        """Input/output counts, and an options table of the opcode's own type (a mismatched
+        table would be read as if it were the right one)."""
         for op in self.ops:
             if op.index in self.folding:
                 continue
@@ -334,6 +361,14 @@ class _Loader:
                 check_arity(op.opcode, op.inputs, op.outputs)
             except ShapeError as exc:
                 raise self._inconsistent(op, str(exc)) from None
+            given = op.fb.builtinOptionsType
+            if op.opcode in _OPTIONS_TYPE and given not in (0, _OPTIONS_TYPE[op.opcode]):
+                want = _OPTIONS_NAMES.get(_OPTIONS_TYPE[op.opcode], "none")
+                raise self.fail(
+                    f"is corrupt: operator #{op.index} {op.opcode} carries "
+                    f"{_OPTIONS_NAMES.get(given, f'options type {given}')}, not {want}; "
+                    "re-convert the model"
+                )
 
     # -- decoding the subgraph -----------------------------------------------------------------
 

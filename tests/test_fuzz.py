@@ -1,0 +1,465 @@
+"""Hostile input (issue 9, "must show"): seeded fuzzing of the model loader + planner + lowering
+and of the results-protocol parser. Every case must end in a clean SweetspotError or a correct
+result - never another exception type, a MemoryError or a hang.
+
+(a) models: byte-level mutations of the project models (flips, random words, truncation,
+    splices) and schema-aware ones through the tflite-micro wheel's schema object API (opcodes
+    swapped, shapes changed, tensor indices rewired to other or out-of-range tensors, buffers
+    truncated, options tables swapped, quantization and types changed). A few mutants that still
+    load are built for the host and compared with the TFLM interpreter on the same mutant.
+(b) serial streams: random bytes and valid sessions with mutated fields (CRC recomputed, so the
+    parser has to judge the content) into generator.targets.protocol.
+(c) the CLI: a few mutants through ``sweetspot inspect``: exit 2, one line on stderr.
+
+Each case runs under a wall-clock alarm and a cap on address space, so a regression fails the
+test quickly instead of hanging or exhausting the machine. A failure names the seed and the case:
+``FUZZ_SEED=<n> pytest tests/test_fuzz.py`` runs another seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import pytest
+from _util import ROOT, require_host_cc
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl
+
+from generator.compiler.loader import SUPPORTED_OPS, load_model_bytes
+from generator.compiler.lowering import lower_graph
+from generator.compiler.plan import plan_model
+from generator.errors import ModelError, ProtocolError, SweetspotError
+from generator.targets.protocol import crc16, parse_stream
+
+SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
+MODELS = {p.stem: p.read_bytes() for p in sorted((ROOT / "models").glob("*.tflite"))}
+CASE_TIMEOUT_S = 10
+MODEL_CASES = 240
+STREAM_CASES = 300
+
+
+class _Timeout(BaseException):
+    """Raised by the alarm; a BaseException so no ``except Exception`` swallows it."""
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float, extra_bytes: int = 1 << 30) -> Iterator[None]:
+    """Fail a case that takes longer than ``seconds`` or maps ``extra_bytes`` more memory."""
+    def alarm(signum: int, frame: object) -> None:
+        raise _Timeout()
+
+    old_handler = signal.signal(signal.SIGALRM, alarm)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    vm = _vm_bytes()
+    limit = vm + extra_bytes if vm else resource.RLIM_INFINITY
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _vm_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _outcome(fn: Callable[[], object]) -> tuple[str, object]:
+    """('ok', value) | ('error', SweetspotError) | ('BAD', description)."""
+    try:
+        with _bounded(CASE_TIMEOUT_S):
+            return "ok", fn()
+    except _Timeout:
+        return "BAD", f"no result after {CASE_TIMEOUT_S} s (hang)"
+    except SweetspotError as e:
+        msg = str(e)
+        if not msg.strip():
+            return "BAD", f"{type(e).__name__} with an empty message"
+        return "error", e
+    except BaseException as e:  # noqa: BLE001 - that is the point: anything else is a bug
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        return "BAD", f"{type(e).__name__}: {str(e)[:300]}"
+
+
+# ---- (a) models ------------------------------------------------------------------------------
+
+_OPCODES = {k: v for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
+_SWAP_TO = sorted(SUPPORTED_OPS & set(_OPCODES)) + ["MUL", "TANH", "CUSTOM", "SUB", "LOGISTIC"]
+_OPTION_KINDS = [v for k, v in vars(tfl.BuiltinOptions).items()
+                 if not k.startswith("_") and v != 0]
+_BAD_INDICES = [-1, -2, -7, 2**31 - 1, -(2**31)]
+
+
+def _pack(model: tfl.ModelT) -> bytes:
+    b = flatbuffers.Builder(4096)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _bytes_mutant(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    buf = bytearray(data)
+    kind = rng.choice(["flip", "word", "truncate", "splice", "zero", "header"])
+    if kind == "flip":
+        for _ in range(rng.randint(1, 8)):
+            buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+    elif kind == "word":  # offsets, lengths, indices: 32-bit little-endian words
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(0, len(buf) - 4) & ~3
+            value = rng.choice([0, 1, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000,
+                                rng.getrandbits(32), rng.randrange(64)])
+            buf[at:at + 4] = value.to_bytes(4, "little")
+    elif kind == "truncate":
+        buf = buf[: rng.randrange(0, len(buf))]
+    elif kind == "splice":
+        a, b = sorted(rng.randrange(len(buf)) for _ in range(2))
+        at = rng.randrange(len(buf))
+        buf[at:at] = buf[a:b]
+    elif kind == "zero":
+        a = rng.randrange(len(buf))
+        buf[a:a + rng.randint(1, 256)] = bytes(min(len(buf) - a, 256))[: rng.randint(1, 256)]
+    else:
+        at = rng.randrange(0, 32)
+        buf[at:at + 4] = rng.getrandbits(32).to_bytes(4, "little")
+    return f"bytes:{kind}", bytes(buf)
+
+
+def _schema_mutant(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    sg = model.subgraphs[0]
+    ops, tensors = sg.operators, sg.tensors
+    n = len(tensors)
+    kind = rng.choice(["opcode", "shape", "rewire_in", "rewire_out", "buffer", "options",
+                       "type", "quant", "drop_op", "io", "dims"])
+    if kind == "opcode":
+        oc = rng.choice(model.operatorCodes)
+        code = _OPCODES[rng.choice(_SWAP_TO)]
+        oc.builtinCode = code
+        oc.deprecatedBuiltinCode = min(code, 127)
+    elif kind == "shape":
+        t = rng.choice(tensors)
+        shape = [int(d) for d in (t.shape if t.shape is not None else [])]
+        how = rng.choice(["dim", "add", "drop", "huge", "zero", "neg"])
+        if how == "dim" and shape:
+            shape[rng.randrange(len(shape))] += rng.choice([-1, 1, 2, 7])
+        elif how == "add":
+            shape.insert(rng.randrange(len(shape) + 1), rng.choice([1, 2, 3]))
+        elif how == "drop" and shape:
+            shape.pop(rng.randrange(len(shape)))
+        elif how == "huge" and shape:
+            shape[rng.randrange(len(shape))] = rng.choice([100_000_000, 2**31 - 1, 65536])
+        elif how == "zero" and shape:
+            shape[rng.randrange(len(shape))] = 0
+        elif shape:
+            shape[rng.randrange(len(shape))] = -rng.randint(1, 5)
+        t.shape = shape
+        t.shapeSignature = None
+        kind += f":{how}"
+    elif kind in ("rewire_in", "rewire_out"):
+        op = rng.choice(ops)
+        lst = list(op.inputs if kind == "rewire_in" else op.outputs)
+        if lst:
+            lst[rng.randrange(len(lst))] = (rng.randrange(n) if rng.random() < 0.6
+                                            else rng.choice(_BAD_INDICES + [n, n + 3]))
+        else:
+            lst = [rng.randrange(n)]
+        if kind == "rewire_in":
+            op.inputs = lst
+        else:
+            op.outputs = lst
+    elif kind == "buffer":
+        full = [b for b in model.buffers if b.data is not None and len(b.data) > 0]
+        if full:
+            b = rng.choice(full)
+            b.data = b.data[: rng.randrange(len(b.data))]
+    elif kind == "options":
+        a, b = rng.choice(ops), rng.choice(ops)
+        if rng.random() < 0.5:
+            a.builtinOptionsType, a.builtinOptions = b.builtinOptionsType, copy.copy(
+                b.builtinOptions)
+        else:
+            a.builtinOptionsType = rng.choice(_OPTION_KINDS)
+            a.builtinOptions = None
+        kind += f":{a.builtinOptionsType}"
+    elif kind == "type":
+        t = rng.choice(tensors)
+        t.type = rng.choice([tfl.TensorType.INT8, tfl.TensorType.UINT8, tfl.TensorType.INT16,
+                             tfl.TensorType.INT32, tfl.TensorType.FLOAT32, tfl.TensorType.INT64,
+                             tfl.TensorType.BOOL, 99])
+    elif kind == "quant":
+        t = rng.choice(tensors)
+        q = t.quantization or tfl.QuantizationParametersT()
+        how = rng.choice(["scale", "zp", "none", "many"])
+        if how == "scale":
+            q.scale = [rng.choice([0.0, -1.0, float("nan"), float("inf"), 1e-30, 1e30])]
+        elif how == "zp":
+            q.zeroPoint = [rng.choice([-129, 128, 2**40, -(2**40)])]
+        elif how == "none":
+            q = None
+        else:
+            q.scale = [0.1] * rng.randint(2, 5)
+            q.zeroPoint = [0] * len(q.scale)
+            q.quantizedDimension = rng.randint(-1, 5)
+        t.quantization = q
+        kind += f":{how}"
+    elif kind == "drop_op":
+        ops.pop(rng.randrange(len(ops)))
+    elif kind == "io":
+        which = rng.choice(["inputs", "outputs"])
+        setattr(sg, which, [rng.choice([rng.randrange(n), n, -1])])
+        kind += f":{which}"
+    else:  # dims: the options' own numbers
+        op = rng.choice(ops)
+        o = op.builtinOptions
+        fields = [k for k, v in vars(o).items() if isinstance(v, int)] if o is not None else []
+        if fields:
+            k = rng.choice(fields)
+            setattr(o, k, rng.choice([0, -1, 2**31 - 1, 3, 100, -(2**31)]))
+            kind += f":{k}"
+    try:
+        return f"schema:{kind}", _pack(model)
+    except Exception:  # noqa: BLE001 - a mutation the packer itself refuses: use the original
+        return f"schema:{kind}(unpackable)", data
+
+
+def _pipeline(data: bytes, name: str) -> object:
+    graph = load_model_bytes(data, name)
+    plan = plan_model(graph)
+    lower_graph(graph, plan)
+    return graph
+
+
+def _model_cases(seed: int, count: int) -> list[tuple[str, str, bytes]]:
+    rng = random.Random(seed)
+    names = sorted(MODELS)
+    cases = []
+    for i in range(count):
+        src = names[i % len(names)]
+        mutate = _bytes_mutant if i % 2 else _schema_mutant
+        kind, data = mutate(rng, MODELS[src])
+        cases.append((f"case {i} ({src}, {kind})", src, data))
+    return cases
+
+
+def test_mutated_models_end_in_a_clean_error_or_a_graph() -> None:
+    t0 = time.monotonic()
+    bad, loaded, errors = [], 0, 0
+    for label, src, data in _model_cases(SEED, MODEL_CASES):
+        status, value = _outcome(lambda d=data, s=src: _pipeline(d, f"fuzz-{s}"))
+        if status == "BAD":
+            bad.append(f"{label}: {value}")
+        elif status == "ok":
+            loaded += 1
+        else:
+            errors += 1
+    elapsed = time.monotonic() - t0
+    assert bad == [], f"seed {SEED}: {len(bad)} of {MODEL_CASES} cases crashed:\n" + "\n".join(
+        bad[:20])
+    assert errors > MODEL_CASES // 3  # the mutations bite: most are refused
+    assert loaded > 0
+    assert elapsed < 120
+
+
+def _runnable_mutants(seed: int) -> list[tuple[str, bytes]]:
+    """Byte flips inside weight buffers: mutants that must load, and whose output TFLM can
+    tell us (the model changed, so the original's outputs are no reference)."""
+    rng = random.Random(seed)
+    picked = []
+    for src in ("digits_mlp_int8", "residual_int8"):
+        model = tfl.ModelT.InitFromPackedBuf(bytearray(MODELS[src]), 0)
+        sg = model.subgraphs[0]
+        weighted = [sg.tensors[op.inputs[1]].buffer for op in sg.operators
+                    if len(op.inputs) > 1 and op.inputs[1] >= 0
+                    and model.buffers[sg.tensors[op.inputs[1]].buffer].data is not None
+                    and sg.tensors[op.inputs[1]].type == tfl.TensorType.INT8]
+        buf = model.buffers[rng.choice(weighted)]
+        data = np.asarray(buf.data, dtype=np.uint8).copy()
+        for _ in range(rng.randint(1, 16)):
+            data[rng.randrange(data.size)] = rng.randrange(256)
+        buf.data = data
+        picked.append((src, _pack(model)))
+    return picked
+
+
+def test_mutants_that_load_run_on_the_host_like_tflm(tmp_path: Path) -> None:
+    require_host_cc()
+    from _infer_util import compare_model
+
+    for src, data in _runnable_mutants(SEED):
+        path = tmp_path / f"{src}-mutant.tflite"
+        path.write_bytes(data)
+        assert data != MODELS[src]
+        compared, mismatches = compare_model(path, tmp_path / f"b-{src}", SEED, 4)
+        assert compared >= 4 and mismatches == [], (src, mismatches)
+
+
+def test_cli_inspect_of_mutants_exits_2_with_one_line(tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    shown = 0
+    for label, _src, data in _model_cases(SEED + 1, 40):
+        status, _ = _outcome(lambda d=data: load_model_bytes(d, "m"))
+        if status != "error":
+            continue
+        path = tmp_path / f"m{shown}.tflite"
+        path.write_bytes(data)
+        p = subprocess.run([sys.executable, "-m", "generator.cli", "inspect", str(path)],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1, (label, p.returncode, p.stderr[-2000:])
+        assert lines[0].startswith("sweetspot: error: model 'm"), (label, lines)
+        shown += 1
+        if shown == 4 + rng.randrange(1):
+            break
+    assert shown == 4
+
+
+# ---- regressions found by this fuzzer ---------------------------------------------------------
+
+def test_regression_options_table_of_another_operator() -> None:
+    """Seed 20261207 case 40: CONV_2D's opcode swapped to CONCATENATION kept its Conv2DOptions,
+    and the loader read them as concatenation options (AttributeError: no 'axis')."""
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(MODELS["digits_cnn_int8"]), 0)
+    conv = model.subgraphs[0].operators[0]
+    model.operatorCodes[conv.opcodeIndex].builtinCode = tfl.BuiltinOperator.CONCATENATION
+    model.operatorCodes[conv.opcodeIndex].deprecatedBuiltinCode = (
+        tfl.BuiltinOperator.CONCATENATION)
+    with pytest.raises(ModelError, match=r"operator #0 CONCATENATION carries Conv2DOptions, "
+                                         r"not ConcatenationOptions"):
+        load_model_bytes(_pack(model), "swapped")
+    # and an operator without options given some
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(MODELS["digits_mlp_int8"]), 0)
+    sm = model.subgraphs[0].operators[-1]
+    model.operatorCodes[sm.opcodeIndex].builtinCode = tfl.BuiltinOperator.RELU
+    model.operatorCodes[sm.opcodeIndex].deprecatedBuiltinCode = tfl.BuiltinOperator.RELU
+    with pytest.raises(ModelError, match=r"operator #2 RELU carries SoftmaxOptions, not none"):
+        load_model_bytes(_pack(model), "relu")
+
+
+# ---- (b) serial streams ----------------------------------------------------------------------
+
+def _session(rng: random.Random) -> list[tuple[str, list[object]]]:
+    recs: list[tuple[str, list[object]]] = [
+        ("HELLO", [1, "0.1", "host", "infer", "none", 0])]
+    for i in range(rng.randint(0, 3)):
+        recs.append(("CYC", [f"c{i}", rng.getrandbits(40)]))
+        recs.append(("KV", [f"k{i}", rng.randint(-(2**40), 2**40)]))
+    for v in range(rng.randint(0, 2)):
+        dtype = rng.choice(["int8", "int32", "float32"])
+        size = {"int8": 1, "int32": 4, "float32": 4}[dtype]
+        count = rng.randint(1, 40)
+        raw = bytes(rng.getrandbits(8) for _ in range(count * size))
+        for off in range(0, len(raw), 24):
+            recs.append(("VEC", [f"output{v}", dtype, count, off, raw[off:off + 24].hex()]))
+    recs.append(("LOG", ["hello, world"]))
+    if rng.random() < 0.2:
+        recs.append(("FAULT", ["hard", 1, 2, 3, 4]))
+    recs.append(("END", [0]))
+    return recs
+
+
+def encode_frame(seq: int, rtype: str, *fields: object) -> bytes:
+    """A frame with a valid CRC whatever its content (UTF-8, not only ASCII)."""
+    body = ",".join(["SS", str(seq), rtype] + [str(f) for f in fields]).encode("utf-8")
+    return b"@" + body + b"*" + f"{crc16(body):04x}".encode() + b"\r\n"
+
+
+_FIELD_VALUES = ["", "-1", "-5", "0", "1e3", "99999999999", str(10**30), "x", "nan", "٣",
+                 "1_000", " 7", "ff", "-0", "int64", "uint32", "bool", "zz" * 3, "0" * 5000]
+
+
+def _stream_case(rng: random.Random) -> tuple[str, bytes]:
+    kind = rng.choice(["random", "fields", "fields", "vec", "bytes", "seq"])
+    if kind == "random":
+        n = rng.choice([0, 1, 10, 500, 5000])
+        raw = bytes(rng.getrandbits(8) for _ in range(n))
+        if rng.random() < 0.5:
+            raw = raw.replace(b"\x00", b"@SS,")
+        return kind, raw
+    recs = _session(rng)
+    if kind in ("fields", "vec"):
+        pool = [i for i, (t, _) in enumerate(recs) if kind == "fields" or t == "VEC"] or [0]
+        for _ in range(rng.randint(1, 3)):
+            rtype, fields = recs[rng.choice(pool)]
+            if fields and rng.random() < 0.8:
+                fields[rng.randrange(len(fields))] = rng.choice(
+                    _FIELD_VALUES + [rng.randint(-(2**63), 2**63), 10**11, -(10**11)])
+            elif rng.random() < 0.5:
+                fields.append("extra")
+            elif fields:
+                fields.pop()
+    if kind == "seq":
+        frames = [encode_frame(rng.choice([i, i, i + 1, 0, 10**12]), t, *f)
+                  for i, (t, f) in enumerate(recs)]
+    else:
+        frames = [encode_frame(i, t, *f) for i, (t, f) in enumerate(recs)]
+    raw = b"".join(frames)
+    if kind == "bytes":
+        buf = bytearray(raw)
+        for _ in range(rng.randint(1, 10)):
+            buf[rng.randrange(len(buf))] = rng.getrandbits(8)
+        raw = bytes(buf[: rng.randint(len(buf) // 2, len(buf))])
+    return kind, raw
+
+
+def _hostile_vec(count: object, offset: object, data: str = "0102", dtype: str = "int8"
+                 ) -> bytes:
+    """The issue's cases: a VEC frame with a valid CRC and an absurd count or offset."""
+    return b"".join([encode_frame(0, "HELLO", 1, "0.1", "host", "infer", "none", 0),
+                     encode_frame(1, "VEC", "output0", dtype, count, offset, data),
+                     encode_frame(2, "END", 0)])
+
+
+HOSTILE = [
+    ("count 1e11", _hostile_vec(10**11, 0)),
+    ("count 2^40 int32", _hostile_vec(2**40, 0, "01020304", "int32")),
+    ("count -1", _hostile_vec(-1, 0)),
+    ("negative offset", _hostile_vec(4, -2)),
+    ("offset 1e12", _hostile_vec(4, 10**12)),
+    ("offset past the end", _hostile_vec(2, 2)),
+    ("odd hex", _hostile_vec(2, 0, "abc")),
+    ("seq 1e30", encode_frame(10**30, "END", 0)),
+    ("long field", encode_frame(0, "LOG", "x" * 100_000)),
+]
+
+
+def test_mutated_streams_end_in_a_session_or_a_protocol_error() -> None:
+    rng = random.Random(SEED)
+    bad, sessions = [], 0
+    cases = [(name, raw) for name, raw in HOSTILE] + [_stream_case(rng)
+                                                      for _ in range(STREAM_CASES)]
+    for i, (kind, raw) in enumerate(cases):
+
+        def parse(raw: bytes = raw) -> object:
+            return parse_stream(raw)
+
+        status, value = _outcome(parse)
+        if status == "BAD":
+            bad.append(f"case {i} ({kind}, {len(raw)} bytes): {value}")
+        elif status == "error" and not isinstance(value, ProtocolError):
+            bad.append(f"case {i} ({kind}): {type(value).__name__}, not a ProtocolError")
+        else:
+            sessions += status == "ok"
+    assert bad == [], f"seed {SEED}: {len(bad)} of {STREAM_CASES} streams:\n" + "\n".join(
+        bad[:20])
+    assert sessions > STREAM_CASES // 2
