@@ -1,18 +1,22 @@
 """The TFLM backend on the host side: the message without a checkout, the backend choice, the
 resolver and arena arithmetic, and (with a checkout) the tree and the generated glue.
 
-Tests that need a tflite-micro checkout skip with the same how-to message a user gets; CI has none.
+Tests that need a tflite-micro checkout use ``SWEETSPOT_TFLM_ROOT`` (``./sweetspot.sh test`` points
+it at ../shared/tflite-micro); without one they skip with one short reason, and fail in CI.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _util import ROOT, ZOO
+from _util import ROOT, ZOO, missing, require_tflm_checkout, require_tool
 
 from generator.boards import load_board
 from generator.errors import AppError, SweetspotError
@@ -29,10 +33,34 @@ def _env_without_checkout() -> dict[str, str]:
 
 
 def checkout_or_skip() -> Path:
-    try:
-        return tflm.locate_checkout({})
-    except tflm.TflmSetupError as e:
-        pytest.skip(str(e))
+    return require_tflm_checkout()
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file and folder under ``root`` with the SHA-256 of its content."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+    return out
+
+
+def _set_writable(root: Path, writable: bool) -> None:
+    for p in [root, *root.rglob("*")]:
+        mode = p.stat().st_mode
+        bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+        p.chmod(mode | stat.S_IWUSR if writable else mode & ~bits)
+
+
+@pytest.fixture
+def checkout_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the checkout in tmp_path (outside any git repository) and an empty cache."""
+    root = checkout_or_skip()
+    copy = tmp_path / "tflite-micro"
+    shutil.copytree(root, copy, symlinks=True)
+    monkeypatch.setenv(tflm.ENV_CACHE, str(tmp_path / "cache"))
+    yield copy
+    _set_writable(copy, True)
 
 
 # ---- without a checkout ----------------------------------------------------------------------
@@ -160,8 +188,8 @@ def test_probe_arena_stays_inside_ram():
 
 
 def test_arena_key_depends_on_model_tree_and_core(tmp_path):
-    t1 = tflm.TflmTree(tmp_path, "k1", "reference", "c" * 40, "")
-    t2 = tflm.TflmTree(tmp_path, "k2", "cmsis_nn", "c" * 40, "")
+    t1 = tflm.TflmTree(tmp_path, "k1", "reference", "c" * 24)
+    t2 = tflm.TflmTree(tmp_path, "k2", "cmsis_nn", "c" * 24)
     m33, m4 = load_board("qemu_m33"), load_board("qemu_m4")
     keys = {tflm_arena.arena_key("a", t1, m33), tflm_arena.arena_key("b", t1, m33),
             tflm_arena.arena_key("a", t2, m33), tflm_arena.arena_key("a", t1, m4)}
@@ -177,12 +205,12 @@ def test_probe_board_is_the_nucleo_twin():
 
 # ---- with a checkout ---------------------------------------------------------------------------
 
-def test_tree_is_cached_and_keyed_by_commit(tmp_path, monkeypatch):
+def test_tree_is_cached_and_keyed_by_content():
     root = checkout_or_skip()
     tree = tflm.ensure_tree(root, "reference")
     assert (tree.path / tflm.STAMP).is_file()
-    assert tree.commit == subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
-                                         capture_output=True, text=True).stdout.strip()
+    assert tree.fingerprint == tflm.checkout_fingerprint(root, "reference")
+    assert tree.key == tflm.tree_key(tree.fingerprint, "reference")
     again = tflm.ensure_tree(root, "reference")
     assert again == tree
     srcs = tree.library_sources()
@@ -191,10 +219,78 @@ def test_tree_is_cached_and_keyed_by_commit(tmp_path, monkeypatch):
     assert {"AddConv2D", "AddFullyConnected", "AddSoftmax"} <= tree.resolver_methods()
 
 
+def test_read_only_checkout_is_left_untouched(checkout_copy):
+    """CI's ../shared has no write bits: both trees are generated, and the checkout holds the
+    same files with the same bytes afterwards (no gen/, no __pycache__)."""
+    before = _snapshot(checkout_copy)
+    _set_writable(checkout_copy, False)
+    for kernels in tflm.KERNELS:
+        tree = tflm.ensure_tree(checkout_copy, kernels)
+        assert (tree.path / tflm.STAMP).is_file()
+        assert (tree.path / "tensorflow/lite/micro/micro_interpreter.cc").is_file()
+        assert not str(tree.path).startswith(str(checkout_copy))
+    assert _snapshot(checkout_copy) == before
+
+
+def test_key_is_the_content_outside_any_git_repository(checkout_copy):
+    root = checkout_or_skip()
+    if shutil.which("git"):
+        p = subprocess.run(["git", "-C", str(checkout_copy), "rev-parse", "HEAD"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0, "tmp_path lies inside a git repository"
+    # another path, other mtimes, the same files: the same key
+    fp = tflm.checkout_fingerprint(checkout_copy, "reference")
+    assert fp == tflm.checkout_fingerprint(root, "reference")
+    tree = tflm.ensure_tree(checkout_copy, "reference")
+    assert tree.fingerprint == fp
+    # a touched file with the same bytes keeps it; one changed byte in a source changes it
+    src = checkout_copy / "tensorflow/lite/micro/micro_interpreter.cc"
+    os.utime(src, (1, 1))
+    assert tflm.checkout_fingerprint(checkout_copy, "reference") == fp
+    src.write_bytes(src.read_bytes() + b"\n")
+    changed = tflm.checkout_fingerprint(checkout_copy, "reference")
+    assert changed != fp
+    assert tflm.tree_key(changed, "reference") != tree.key
+    # a CMSIS-NN source belongs to the cmsis_nn tree only
+    nn = next((checkout_copy / tflm.DOWNLOADS / "cmsis_nn" / "Source").rglob("*.c"))
+    nn_fp = tflm.checkout_fingerprint(checkout_copy, "cmsis_nn")
+    nn.write_bytes(nn.read_bytes() + b"\n")
+    assert tflm.checkout_fingerprint(checkout_copy, "cmsis_nn") != nn_fp
+    assert tflm.checkout_fingerprint(checkout_copy, "reference") == changed
+
+
+def test_enclosing_git_repository_does_not_change_the_key(tmp_path, monkeypatch):
+    """A checkout inside an unrelated repository: a commit there keeps the cached tree."""
+    root = checkout_or_skip()
+    git = require_tool("git")
+    repo = tmp_path / "project"
+    checkout = repo / "third_party" / "tflite-micro"
+    shutil.copytree(root, checkout, symlinks=True)
+    monkeypatch.setenv(tflm.ENV_CACHE, str(tmp_path / "cache"))
+
+    def g(*args: str) -> None:
+        subprocess.run([git, "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True, timeout=120)
+
+    g("init", "-q")
+    (repo / "README").write_text("a project that holds a tflite-micro checkout\n")
+    g("add", "README")
+    g("commit", "-q", "-m", "start")
+    tree = tflm.ensure_tree(checkout, "reference")
+    stamp = (tree.path / tflm.STAMP).stat().st_mtime_ns
+    (repo / "notes.txt").write_text("unrelated\n")
+    g("add", "notes.txt")
+    g("commit", "-q", "-m", "unrelated change")
+    (repo / "draft.txt").write_text("uncommitted\n")
+    again = tflm.ensure_tree(checkout, "reference")
+    assert again == tree
+    assert (again.path / tflm.STAMP).stat().st_mtime_ns == stamp  # not generated again
+
+
 def test_cmsis_nn_tree_compiles_the_cmsis_nn_sources():
     root = checkout_or_skip()
     if tflm.missing_downloads(root, "cmsis_nn"):
-        pytest.skip("the checkout lacks the CMSIS / CMSIS-NN downloads")
+        missing("the checkout lacks the CMSIS / CMSIS-NN downloads")
     tree = tflm.ensure_tree(root, "cmsis_nn")
     srcs = tree.library_sources()
     assert "tensorflow/lite/micro/kernels/cmsis_nn/conv.cc" in srcs
@@ -240,3 +336,95 @@ def test_generated_glue_is_deterministic_and_registers_the_models_ops(tmp_path, 
         {"cycles": "infer[1]", "outputs": ["output0[1]"]},
     ]
     assert info["planned_arena_bytes"] > 0
+
+
+# ---- set-up: the extra, the checkout CI uses, failing instead of skipping ----------------------
+
+def test_setup_installs_pillow_with_the_tflm_extra():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(r.startswith("pillow") for r in project["optional-dependencies"]["tflm"])
+    script = (ROOT / "sweetspot.sh").read_text()
+    assert "-e '.[dev,tflm]'" in script
+    tflm.check_tree_generator_python()  # this environment was installed that way
+
+
+CHILD_ENV_TEST = """
+import os
+
+def test_env():
+    print("TFLM_ROOT=" + os.environ.get("SWEETSPOT_TFLM_ROOT", "<unset>"))
+"""
+
+
+def _fake_project(tmp_path: Path, with_shared: bool) -> Path:
+    """sweetspot.sh in a project folder whose venv is this interpreter and is up to date, beside
+    a shared/ folder that holds (or not) a tflite-micro folder."""
+    proj = tmp_path / "main"
+    (proj / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(ROOT / "sweetspot.sh", proj / "sweetspot.sh")
+    shutil.copy(ROOT / "pyproject.toml", proj / "pyproject.toml")
+    py = proj / ".venv" / "bin" / "python"
+    py.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    py.chmod(0o755)
+    digest = hashlib.sha256((proj / "pyproject.toml").read_bytes()).hexdigest()
+    (proj / ".venv" / ".sweetspot-installed").write_text(digest + "\n")
+    (proj / "test_child.py").write_text(CHILD_ENV_TEST)
+    if with_shared:
+        (tmp_path / "shared" / "tflite-micro").mkdir(parents=True)
+    return proj
+
+
+@pytest.mark.parametrize(("with_shared", "given", "expected"), [
+    (True, None, "shared"), (True, "/opt/my-tflm", "/opt/my-tflm"), (False, None, "<unset>"),
+])
+def test_setup_test_command_uses_shared_tflite_micro(tmp_path, with_shared, given, expected):
+    """./sweetspot.sh test sets SWEETSPOT_TFLM_ROOT to ../shared/tflite-micro (absolute) when
+    that folder exists and no checkout is named; a named checkout wins."""
+    require_tool("bash")
+    if shutil.which("dpkg-query") is None:
+        pytest.skip("sweetspot.sh checks Debian packages with dpkg-query")
+    proj = _fake_project(tmp_path, with_shared)
+    env = {k: v for k, v in os.environ.items() if k != tflm.ENV_ROOT}
+    if given:
+        env[tflm.ENV_ROOT] = given
+    r = subprocess.run(["bash", str(proj / "sweetspot.sh"), "test", "-q", "-s", "-p",
+                        "no:cacheprovider", "--rootdir", str(proj), "-o", "addopts=",
+                        "test_child.py"],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    want = str((tmp_path / "shared" / "tflite-micro").resolve()) if expected == "shared" \
+        else expected
+    assert f"TFLM_ROOT={want}\n" in r.stdout, r.stdout[-2000:]
+
+
+CHILD_CHECKOUT_TEST = """
+import sys
+sys.path.insert(0, {tests!r})
+from _util import require_tflm_checkout
+
+def test_needs_checkout():
+    require_tflm_checkout()
+"""
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 failed"), ("", "1 skipped")])
+def test_missing_checkout_fails_in_ci_and_skips_outside_with_one_line(tmp_path, ci, outcome):
+    (tmp_path / "test_child.py").write_text(CHILD_CHECKOUT_TEST.format(tests=str(ROOT / "tests")))
+    env = {k: v for k, v in os.environ.items() if k != tflm.ENV_ROOT}
+    env["CI"] = ci
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider",
+                        "--rootdir", str(tmp_path), "-o", "addopts=",
+                        str(tmp_path / "test_child.py")],
+                       capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert outcome in r.stdout, r.stdout[-2000:]
+    reason = "backend tflm needs a tflite-micro checkout, and none is configured. (set " \
+        f"{tflm.ENV_ROOT}; ./sweetspot.sh test sets it to ../shared/tflite-micro"
+    lines = [ln for ln in r.stdout.splitlines() if reason in ln]
+    assert lines, r.stdout[-2000:]
+    if ci:
+        assert "CI=true and " + reason in r.stdout
+    else:
+        assert len(lines[0]) < 250, lines[0]  # one short line, not the how-to
+    assert "git clone" not in r.stdout

@@ -188,7 +188,7 @@ class TflmApp:
             "resolver_calls": p.resolver_calls,
             "arena_bytes": p.image_arena,
             "kernels": p.kernels,
-            "commit": p.tree.commit,
+            "fingerprint": p.tree.fingerprint,
             "probe": str(options.get("tflm_probe", "0")) == "1",
             "dump": p.dump,
             "dump_tensors": p.dump_tensors() if p.dump else [],

@@ -7,8 +7,10 @@ Nothing from tflite-micro lives in this repository. The pieces, in data-path ord
   variable ``SWEETSPOT_TFLM_ROOT``) and :func:`check_downloads` checks the third-party downloads its
   tree generator needs; both fail with :data:`HOW_TO_GET_A_CHECKOUT`.
 * :func:`ensure_tree` runs the checkout's ``create_tflm_tree.py`` (reference kernels, or
-  ``OPTIMIZED_KERNEL_DIR=cmsis_nn``) once into ``<cache>/trees/<key>``; the key is the checkout's
-  commit (plus a hash of any local changes) and the options.
+  ``OPTIMIZED_KERNEL_DIR=cmsis_nn``) once into ``<cache>/trees/<key>``; the key is a fingerprint
+  of the files the generator reads (never git: the checkout may have none, or sit inside an
+  unrelated repository) and the options. Nothing is written into the checkout, which may be
+  read-only: the Makefile's by-products go into the cache too.
 * :func:`scons_objects` (called by ``generator/build.py`` for a TFLM tree) compiles the library
   sources, including the CMSIS-NN C sources that the tree's own Makefile forgets, into
   ``libtflm.a`` and the generated C++ glue into objects. Library objects go through an SCons
@@ -45,12 +47,11 @@ ENV_CACHE = "SWEETSPOT_TFLM_CACHE"
 BACKENDS = ("generated", "tflm")
 KERNELS = ("reference", "cmsis_nn")
 CMSIS_NN_CORES = ("cortex-m4", "cortex-m7", "cortex-m33")
-TREE_FORMAT = 1  # bump when the way trees are generated changes
+TREE_FORMAT = 2  # bump when the way trees are generated changes
 TREE_GENERATOR = "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py"
 MAKE_DIR = "tensorflow/lite/micro/tools/make"
 DOWNLOADS = "tensorflow/lite/micro/tools/make/downloads"
 TREE_TIMEOUT_S = 900
-GIT_TIMEOUT_S = 60
 
 #: downloads (under ``tensorflow/lite/micro/tools/make/downloads``) per kernel choice
 REQUIRED_DOWNLOADS = {
@@ -148,32 +149,67 @@ def check_kernels(board: Board, kernels: str) -> None:
             f"{board.core}: use tflm_kernels=reference")
 
 
-def _git(root: Path, *args: str) -> str | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
+#: top-level folders of a checkout whose files the tree generator reads (its Makefile, the
+#: .inc files, the helper scripts and every source or header it copies); the downloads folder
+#: inside ``tensorflow/`` is read per kernel set (:data:`REQUIRED_DOWNLOADS`)
+FINGERPRINT_DIRS = ("tensorflow", "signal", "third_party")
+_FINGERPRINT_SKIP = ("__pycache__", ".git")
+
+
+def _fingerprint_files(root: Path, kernels: str) -> list[Path]:
+    """The files whose content identifies a checkout for ``kernels`` (sorted)."""
+    downloads = root / DOWNLOADS
+    tops = [root / d for d in FINGERPRINT_DIRS]
+    tops += [downloads / name for name in REQUIRED_DOWNLOADS[kernels]]
+    out: list[Path] = []
+    for top in tops:
+        if not top.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            here = Path(dirpath)
+            dirnames[:] = sorted(d for d in dirnames if d not in _FINGERPRINT_SKIP
+                                 and here / d != downloads)
+            out += [here / f for f in filenames if not f.endswith(".pyc")]
+    return sorted(set(out))
+
+
+def checkout_fingerprint(root: Path, kernels: str) -> str:
+    """A SHA-256 over the relative path and content of every file the tree generator reads for
+    ``kernels``: the same for any copy of the same files (path, mtimes, permissions and any
+    enclosing git repository do not matter), different as soon as one of them changes.
+
+    File digests are remembered per checkout and kernel set in ``<cache>/fingerprints`` by
+    (size, mtime, inode), so a second call only reads files that changed since."""
+    if kernels not in KERNELS:
+        raise AppError(f"tflm_kernels={kernels} is unknown; known: {', '.join(KERNELS)}")
+    memo_path = (cache_root() / "fingerprints"
+                 / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}-{kernels}.json")
     try:
-        proc = subprocess.run([git, "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        return None
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def checkout_identity(root: Path) -> dict[str, str]:
-    """``commit`` (git HEAD, or a fingerprint of the files for a non-git copy) and ``changes``
-    (a hash of uncommitted changes to tracked files; empty when clean)."""
-    head = _git(root, "rev-parse", "HEAD")
-    if head:
-        diff = _git(root, "diff", "HEAD", "--no-ext-diff") or ""
-        changes = hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else ""
-        return {"commit": head.strip(), "changes": changes}
-    h = hashlib.sha256()
-    for p in sorted((root / "tensorflow" / "lite" / "micro").rglob("*")):
-        if p.is_file() and "downloads" not in p.parts and "gen" not in p.parts:
-            st = p.stat()
-            h.update(f"{p.relative_to(root)}:{st.st_size}:{int(st.st_mtime)}\n".encode())
-    return {"commit": "files-" + h.hexdigest()[:20], "changes": ""}
+        memo = json.loads(memo_path.read_text())
+        if not isinstance(memo, dict):
+            memo = {}
+    except (OSError, ValueError):
+        memo = {}
+    fresh: dict[str, list[Any]] = {}
+    total = hashlib.sha256()
+    for p in _fingerprint_files(root, kernels):
+        rel = p.relative_to(root).as_posix()
+        st = p.stat()
+        stat = [st.st_size, st.st_mtime_ns, st.st_ino]
+        old = memo.get(rel)
+        if isinstance(old, list) and len(old) == 4 and old[:3] == stat:
+            digest = str(old[3])
+        else:
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        fresh[rel] = [*stat, digest]
+        total.update(f"{rel}\0{digest}\n".encode())
+    if fresh != memo:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=memo_path.parent, prefix=".memo-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(fresh, f)
+        os.replace(tmp, memo_path)
+    return total.hexdigest()[:24]
 
 
 # ---- the tree --------------------------------------------------------------------------------
@@ -188,8 +224,7 @@ class TflmTree:
     path: Path
     key: str
     kernels: str
-    commit: str
-    changes: str
+    fingerprint: str  # of the checkout's files (:func:`checkout_fingerprint`)
 
     def library_sources(self) -> list[str]:
         """Sources of the TFLM library (relative, sorted): the C++ of tensorflow/ without the
@@ -229,13 +264,13 @@ class TflmTree:
         return set(re.findall(r"TfLiteStatus\s+(Add[A-Za-z0-9]+)\s*\(", text))
 
     def describe(self) -> dict[str, str]:
-        return {"key": self.key, "kernels": self.kernels, "commit": self.commit,
-                "changes": self.changes, "path": str(self.path)}
+        return {"key": self.key, "kernels": self.kernels, "fingerprint": self.fingerprint,
+                "path": str(self.path)}
 
 
-def tree_key(identity: dict[str, str], kernels: str) -> str:
+def tree_key(fingerprint: str, kernels: str) -> str:
     text = json.dumps({"format": TREE_FORMAT, "kernels": kernels, "target": "cortex_m_generic",
-                       **identity}, sort_keys=True)
+                       "fingerprint": fingerprint}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -243,6 +278,7 @@ def _python_path_env() -> dict[str, str]:
     """The tree generator's Makefile runs ``python3`` from PATH: make that this interpreter (and
     so this environment's numpy and pillow)."""
     env = dict(os.environ)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the user's checkout
     bindir = Path(sys.executable).parent
     if (bindir / "python3").exists():
         env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
@@ -268,11 +304,11 @@ def ensure_tree(root: Path, kernels: str, *, timeout: float = TREE_TIMEOUT_S) ->
     """The cached tree for (checkout, kernels), generated on first use."""
     if kernels not in KERNELS:
         raise AppError(f"tflm_kernels={kernels} is unknown; known: {', '.join(KERNELS)}")
-    ident = checkout_identity(root)
-    key = tree_key(ident, kernels)
+    fingerprint = checkout_fingerprint(root, kernels)
+    key = tree_key(fingerprint, kernels)
     trees = cache_root() / "trees"
     dest = trees / key
-    tree = TflmTree(dest, key, kernels, ident["commit"], ident["changes"])
+    tree = TflmTree(dest, key, kernels, fingerprint)
     if (dest / STAMP).is_file():
         return tree
     check_downloads(root, kernels)
@@ -285,8 +321,12 @@ def ensure_tree(root: Path, kernels: str, *, timeout: float = TREE_TIMEOUT_S) ->
     tmp = Path(tempfile.mkdtemp(dir=trees, prefix=f".{key}-"))
     try:
         out = tmp / "tree"
+        # The Makefile writes its by-products (gen/<target>/genfiles/...) under BASE_GENDIR,
+        # relative to its working directory by default: i.e. into the checkout. Here they go
+        # into the temporary folder, so the checkout may be read-only and stays untouched.
+        gen_opts = [*make_opts, f"BASE_GENDIR={tmp / 'gen'}"]
         cmd = [sys.executable, str(root / TREE_GENERATOR), str(out),
-               f"--makefile_options={' '.join(make_opts)}"]
+               f"--makefile_options={' '.join(gen_opts)}"]
         try:
             proc = subprocess.run(cmd, cwd=root, env=_python_path_env(), capture_output=True,
                                   text=True, timeout=timeout, check=False)
@@ -300,7 +340,7 @@ def ensure_tree(root: Path, kernels: str, *, timeout: float = TREE_TIMEOUT_S) ->
                 f"{proc.returncode}):\n{tail}\nCheck the checkout and its downloads; "
                 f"see: {DOWNLOAD_COMMAND}")
         (out / STAMP).write_text(json.dumps({"checkout": str(root), "key": key,
-                                             "kernels": kernels, **ident,
+                                             "kernels": kernels, "fingerprint": fingerprint,
                                              "make_options": make_opts}, indent=2) + "\n")
         try:
             os.replace(out, dest)
@@ -314,7 +354,7 @@ def ensure_tree(root: Path, kernels: str, *, timeout: float = TREE_TIMEOUT_S) ->
 
 def tree_from_manifest(info: dict[str, Any]) -> TflmTree:
     t = info["tree"]
-    return TflmTree(Path(t["path"]), t["key"], t["kernels"], t["commit"], t["changes"])
+    return TflmTree(Path(t["path"]), t["key"], t["kernels"], t["fingerprint"])
 
 
 # ---- operators ---------------------------------------------------------------------------------
@@ -345,7 +385,7 @@ def resolver_calls(opcodes: list[str], tree: TflmTree) -> list[str]:
         m = resolver_method(op)
         if m not in known:
             raise AppError(f"operator {op} has no MicroMutableOpResolver::{m} in the tflite-micro "
-                           f"checkout (commit {tree.commit[:12]}); update the checkout")
+                           f"checkout (content {tree.fingerprint[:12]}); update the checkout")
         calls.append(m)
     return calls
 
