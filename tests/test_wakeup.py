@@ -222,3 +222,56 @@ def test_mlp_regenerates_byte_identical(tmp_path, beats) -> None:  # noqa: ARG00
                    timeout=600)
     assert (tmp_path / backend.MODEL.name).read_bytes() == backend.MODEL.read_bytes()
     assert (tmp_path / backend.INPUTS.name).read_bytes() == backend.INPUTS.read_bytes()
+
+
+# ---- the app's and the CLI's bad inputs ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"mode": "shielded"}, "wakeup mode 'shielded' is unknown; known: plain, protected"),
+    ({"inputs": "0"}, "inputs=0 is out of range 1..3200"),
+    ({"inputs": "many"}, "inputs='many' is not an integer"),
+    ({"ql": "Q9"}, "ql='Q9' is unknown"),
+])
+def test_wakeup_app_bad_options(beats, tmp_path, options, message) -> None:  # noqa: ARG001
+    from generator.boards import load_board
+    from generator.errors import AppError
+    from generator.firmware import generate
+
+    with pytest.raises(AppError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        generate(load_board("host"), "wakeup", tmp_path / "b", options)
+    assert not (tmp_path / "b" / "src").exists()
+
+
+def test_cli_wakeup_bad_arguments(tmp_path, capsys) -> None:
+    from generator.cli import main
+
+    out = tmp_path / "rep"
+    assert main(["wakeup", "--out", str(out), "--prior", "1.5"]) == 2
+    assert "--prior 1.5 must be a probability in [0, 1]" in capsys.readouterr().err
+    assert main(["wakeup", "--out", str(out), "--twin-beats", "5000"]) == 2
+    assert "--twin-beats 5000 is out of range 0..3200" in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_report_without_twins(beats, tmp_path, monkeypatch) -> None:  # noqa: ARG001
+    import json
+
+    from generator.wakeup import report
+
+    monkeypatch.setattr(report, "READ_ERRORS", (0.0, 3e-2))
+    monkeypatch.setattr(report, "QLS", (None, "Q0", "Q4"))
+    monkeypatch.setattr(report, "CODE_BITS", {False: (8, 4), True: (7, 4)})
+    out = tmp_path / "rep"
+    doc = report.make_report(report.Options(out_dir=out, twin_beats=0))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["confusion.png", "degradation.png", "wakeup_report.json",
+                     "wakeup_report.md"]
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no temporary left behind
+    saved = json.loads((out / "wakeup_report.json").read_text())
+    assert saved["random"]["system_macro_f1_abnormal"] == pytest.approx(
+        doc["random"]["system_macro_f1_abnormal"])
+    assert all(ok for _, ok in doc["targets"].values()), doc["targets"]
+    text = (out / "wakeup_report.md").read_text()
+    assert "| random |" in text and "| patient |" in text and "silent errors" in text
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
