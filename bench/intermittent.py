@@ -36,7 +36,7 @@ def ql_sweep(board: str, model: Path, seed: int, inputs: int) -> dict[str, Any]:
         doc = run_configured(b, "infer", art, SimConfig(), timeout=1800)
         st = decode_stats(doc)
         e = doc["energy"]["runtime"]
-        dev = [c.get("deviation", {}) for c in doc["checks"].values()]
+        dev = [c.get("deviation_from_tflm", {}) for c in doc["checks"].values()]
         out[q.name] = {
             "energy": e,
             "commit_overhead": commit_overhead(st),

@@ -535,6 +535,21 @@ def test_host_campaign_residual_model(tmp_path: Path) -> None:
     _infer_campaign(tmp_path, ROOT / "models" / "residual_int8.tflite", 2000, 2)
 
 
+ZOO_CAMPAIGN_MODELS = ["ign_wl_24_int8", "stmnist_v1_int8", "mobilenet_v1_0.25_96_int8"]
+
+
+@pytest.mark.parametrize("name", ZOO_CAMPAIGN_MODELS)
+def test_host_campaign_zoo(tmp_path: Path, zoo_dir: Path, name: str) -> None:
+    """1,000 power failures per zoo model on the host twin (seconds each): outputs equal TFLM's
+    after every run, nothing lost, nothing torn, every failure where the schedule put it."""
+    _infer_campaign(tmp_path, zoo_dir / f"{name}.tflite", 1000, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO_CAMPAIGN_MODELS)
+def test_host_campaign_zoo_large(tmp_path: Path, zoo_dir: Path, name: str) -> None:
+    _infer_campaign(tmp_path, zoo_dir / f"{name}.tflite", 10000, 1)
+
 
 # ---- write errors and power failures together; the commit's rewrite; where failures hit ------
 
@@ -612,20 +627,19 @@ def test_without_the_rewind_a_lossy_campaign_fails(tmp_path: Path, monkeypatch) 
 RECORD_FLIP_SEED = 647608
 
 
-def test_commit_read_back_mismatch_is_rewritten(tmp_path: Path) -> None:
+def test_commit_read_back_mismatch_is_rewritten(host_chain) -> None:
     """A write error in a commit record: the read-back differs, the record is rewritten, the
-    run finishes with numpy's outputs (with the twin's flips) and loses no progress, even with
-    power failing inside the first write and inside the rewrite of that record."""
+    run finishes with numpy's outputs and loses no progress, even with power failing inside the
+    first write and inside the rewrite of that record."""
     from generator.runtime.inject import Injector
 
-    _need_cc()
+    board, art = host_chain  # every tensor at Q2; injection turned on at run time
     inj = Injector(RECORD_FLIP_SEED)
-    assert inj.write(0, 32 * RECORD_WORDS) == [107]  # the premise, by the Python twin
-    assert inj.write(0, 32 * RECORD_WORDS * 1000) == []  # and no further Q0 flip for a while
-    board = load_board("host")
-    art = run_scons(board, "nvmtest", {"ql": "Q2", "inject": "on", "seed": RECORD_FLIP_SEED},
-                    tmp_path)
-    doc = _run(board, art, None, SimConfig())
+    assert inj.write(0, 32 * RECORD_WORDS) == [107]  # the premise, by the Python twin:
+    assert inj.write(0, 32 * RECORD_WORDS * 1000) == []  # one Q0 flip, in the first record
+    assert inj.write(2, 32 * 76 * 14 * 3) == []  # and none at Q2: numpy's outputs stay exact
+    cfg = SimConfig(inject=True, seed=RECORD_FLIP_SEED)
+    doc = _run(board, art, None, cfg)
     assert _ok(doc)
     m = doc["metrics"]
     assert m["rt.commit_retries"] == 1 and m["rt.flip.Q0"] == 1
@@ -634,7 +648,7 @@ def test_commit_read_back_mismatch_is_rewritten(tmp_path: Path) -> None:
 
     tw = _plan_of(art).step_tensor_words(0)
     pts = (FailPoint(0, 0, tw + 3), FailPoint(0, 0, tw + RECORD_WORDS + 2), FailPoint(1, 0, 0))
-    doc = _run(board, art, None, SimConfig(points=pts))
+    doc = _run(board, art, None, SimConfig(points=pts, inject=True, seed=RECORD_FLIP_SEED))
     assert _ok(doc)
     m = doc["metrics"]
     # attempt 1 torn in the first write; attempt 2 verified wrong, torn in the rewrite;
@@ -644,8 +658,19 @@ def test_commit_read_back_mismatch_is_rewritten(tmp_path: Path) -> None:
     assert m["rt.input.attempts"] == 3 + 1 and m["rt.input.done"] == 2
     assert m["rt.L0.attempts"] == 2 + 1 and m["rt.lost"] == 0 and m["rt.torn"] == 0
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["ign_wl_24_int8", "stmnist_v1_int8",
-                                  "mobilenet_v1_0.25_96_int8"])
-def test_host_campaign_zoo(tmp_path: Path, zoo_dir: Path, name: str) -> None:
-    _infer_campaign(tmp_path, zoo_dir / f"{name}.tflite", 10000, 1)
+def test_host_campaign_residual_model_with_write_errors(tmp_path: Path) -> None:
+    """A real model at Q4 with injection on and 200 power failures: every run's outputs and
+    flips equal the uninterrupted run's, whose flips are the injector twin's."""
+    _need_cc()
+    board = load_board("host")
+    art = run_scons(board, "infer", {"model": str(ROOT / "models" / "residual_int8.tflite"),
+                                     "ql": "Q4", "inject": "on", "seed": 3, "inputs": 2},
+                    tmp_path)
+    ref = run_configured(board, "infer", art, SimConfig(), timeout=60)
+    assert ref["metrics"]["rt.flip.Q4"] > 5
+    rep = power_fail_campaign(board, "infer", art, 200, seed=4, inferences=(0, 1),
+                              reference=ref)
+    assert rep.ok, rep.problems
+    assert rep.failures == 200 and rep.lost == 0 and rep.torn == 0
