@@ -63,27 +63,22 @@ def _pack(op: Operator, ins: list[np.ndarray | None], tins: list[Tensor], out: T
 
 def _strided_slice(op: Operator, ins: list[np.ndarray | None], tins: list[Tensor],
                    out: Tensor) -> np.ndarray:
-    """reference_ops::StridedSlice with TFLM micro's parameters (ellipsis and new-axis masks
-    are zeroed by TFLM, so they are ignored here too)."""
+    """TFLM micro's STRIDED_SLICE (strided_slice_common.cc + reference_ops::StridedSlice): one
+    begin/end/stride per input dimension, begin/end/shrink masks; TFLM zeroes the ellipsis and
+    new-axis masks and never sets ``offset``, so a model relying on ``offset`` is refused."""
     x = _value(ins[0])
     begin, end, strides = (_value(a).reshape(-1).tolist() for a in ins[1:4])
     dims = x.ndim
-    if not len(begin) == len(end) == len(strides) <= max(dims, 1):
+    if not len(begin) == len(end) == len(strides) == dims:
         raise _FoldError(f"has {len(begin)}/{len(end)}/{len(strides)} begin/end/strides values "
-                         f"for an input of rank {dims}")
+                         f"for an input of rank {dims} (TFLM reads one per dimension)")
     if any(s == 0 for s in strides):
         raise _FoldError("has a zero stride")
     o = op.options
+    if o.get("offset"):
+        raise _FoldError("sets offset=True, which TFLM's STRIDED_SLICE ignores")
     begin_mask, end_mask = int(o.get("begin_mask", 0)), int(o.get("end_mask", 0))
     shrink = int(o.get("shrink_axis_mask", 0))
-    offset = bool(o.get("offset", False))
-    pad = dims - len(begin)  # StridedSlicePadIndices: leading axes taken whole
-    begin = [0] * pad + begin
-    end = [1] * pad + end
-    strides = [1] * pad + strides
-    begin_mask = (begin_mask << pad) | ((1 << pad) - 1)
-    end_mask = (end_mask << pad) | ((1 << pad) - 1)
-    shrink <<= pad
     index: list[list[int]] = []
     for axis in range(dims):
         size, stride = x.shape[axis], strides[axis]
@@ -92,10 +87,9 @@ def _strided_slice(op: Operator, ins: list[np.ndarray | None], tins: list[Tensor
         if begin_mask >> axis & 1:
             start = 0 if stride > 0 else size - 1
         if shrink >> axis & 1:
-            stop = start if start >= size else start + 1
+            stop = start + 1
         else:
-            stop = end[axis] + (start if offset else 0)
-            stop += size if stop < 0 else 0
+            stop = end[axis] + (size if end[axis] < 0 else 0)
             stop = min(max(stop, 0), size) if stride > 0 else min(max(stop, -1), size - 1)
             if end_mask >> axis & 1:
                 stop = size if stride > 0 else -1
@@ -105,11 +99,11 @@ def _strided_slice(op: Operator, ins: list[np.ndarray | None], tins: list[Tensor
     return picked.reshape(keep)
 
 
-def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
+def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], activation: bool
             ) -> Callable[[Operator, list[np.ndarray | None], list[Tensor], Tensor], np.ndarray]:
-    """int32 ADD/SUB/MUL: TFLM's reference integer ops with broadcasting and the int32
-    activation range (CalculateActivationRange: RELU [0, max], RELU6 [0, 6], RELU_N1_TO_1
-    [-1, 1])."""
+    """int32 ADD/SUB/MUL: TFLM micro's reference ops with broadcasting and wrap-around; SUB and
+    MUL clamp to the int32 activation range (CalculateActivationRange: RELU [0, max], RELU6
+    [0, 6], RELU_N1_TO_1 [-1, 1]), ADD ignores the fused activation for int32 (add.cc)."""
 
     def fold(op: Operator, ins: list[np.ndarray | None], tins: list[Tensor], out: Tensor
              ) -> np.ndarray:
@@ -118,7 +112,7 @@ def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
             r = fn(a, b)
         except ValueError as exc:
             raise _FoldError(f"cannot broadcast {a.shape} with {b.shape}") from exc
-        act = op.options.get("fused_activation", "NONE")
+        act = op.options.get("fused_activation", "NONE") if activation else "NONE"
         lo, hi = {"NONE": (_INT32.min, _INT32.max), "RELU": (0, _INT32.max), "RELU6": (0, 6),
                   "RELU_N1_TO_1": (-1, 1)}.get(act, (None, None))
         if lo is None:
@@ -161,9 +155,9 @@ FOLDERS: dict[str, Callable[[Operator, list[np.ndarray | None], list[Tensor], Te
     "SHAPE": _shape,
     "STRIDED_SLICE": _strided_slice,
     "PACK": _pack,
-    "ADD": _binary(np.add),
-    "SUB": _binary(np.subtract),
-    "MUL": _binary(np.multiply),
+    "ADD": _binary(np.add, activation=False),
+    "SUB": _binary(np.subtract, activation=True),
+    "MUL": _binary(np.multiply, activation=True),
     "CONCATENATION": _concat,
     "RESHAPE": _reshape_like_output,
     "SQUEEZE": _reshape_like_output,
@@ -217,6 +211,14 @@ def fold_constants(graph: Graph) -> Graph:
             raise ModelError(
                 f"model '{graph.name}': operator #{op.index} {op.opcode} has constant inputs but "
                 f"cannot be folded: it {exc}; fix the model's shape computation"
+            ) from None
+        except (ValueError, IndexError, TypeError, OverflowError) as exc:
+            # numpy meeting hostile constants (found by tests/test_fuzz.py): still the model's
+            # fault, never a traceback
+            raise ModelError(
+                f"model '{graph.name}': operator #{op.index} {op.opcode} cannot be folded with "
+                f"its constant inputs ({type(exc).__name__}: {exc}); the model is inconsistent: "
+                "re-convert it"
             ) from None
         if tuple(value.shape) != tuple(out.shape):
             raise ModelError(

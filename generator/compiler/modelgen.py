@@ -102,7 +102,7 @@ class ModelBuilder:
 
     def _const(self, data: np.ndarray, dtype: str, quant: me.Quantization | None,
                what: str) -> me.Tensor:
-        arr = np.ascontiguousarray(np.asarray(data).astype(dtype))
+        arr = np.asarray(data).astype(dtype, order="C")  # keeps 0-d scalars 0-d
         return me.Tensor(shape=arr.shape, dtype=_TYPES[dtype], data=arr, quantization=quant,
                          name=self._name(what))
 
@@ -329,6 +329,51 @@ class ModelBuilder:
         o.newShape = list(shape)
         self._op(schema.BuiltinOperator.RESHAPE, [x, st], [y],
                  schema.BuiltinOptions.ReshapeOptions, o)
+        return y
+
+    # -- shape plumbing (int32; folded at generation time) ---------------------------------
+
+    def int32_constant(self, values: Any) -> _T:
+        arr = np.asarray(values, dtype=np.int32)
+        return _T(self._const(arr, "int32", None, "i32"), tuple(arr.shape), "int32", None, 1.0)
+
+    def shape(self, x: _T) -> _T:
+        y = self._act_tensor((len(x.shape),), "int32", None, 1.0, "shape")
+        o = schema.ShapeOptionsT()
+        o.outType = schema.TensorType.INT32
+        self._op(schema.BuiltinOperator.SHAPE, [x], [y], schema.BuiltinOptions.ShapeOptions, o)
+        return y
+
+    def strided_slice(self, x: _T, begin: list[int], end: list[int], strides: list[int],
+                      out_shape: tuple[int, ...], begin_mask: int = 0, end_mask: int = 0,
+                      shrink_axis_mask: int = 0, offset: bool = False) -> _T:
+        """STRIDED_SLICE; ``out_shape`` is the declared output shape (worked out by the
+        caller)."""
+        y = self._act_tensor(out_shape, x.dtype, x.q, x.std, "slice")
+        o = schema.StridedSliceOptionsT()
+        o.beginMask, o.endMask, o.shrinkAxisMask = begin_mask, end_mask, shrink_axis_mask
+        o.offset = offset
+        ins = [x, *(self.int32_constant(v) for v in (begin, end, strides))]
+        self._op(schema.BuiltinOperator.STRIDED_SLICE, ins, [y],
+                 schema.BuiltinOptions.StridedSliceOptions, o)
+        return y
+
+    def pack(self, xs: list[_T], axis: int = 0) -> _T:
+        rank = len(xs[0].shape) + 1
+        shape = list(xs[0].shape)
+        shape.insert(axis % rank, len(xs))
+        y = self._act_tensor(tuple(shape), xs[0].dtype, xs[0].q, xs[0].std, "pack")
+        o = schema.PackOptionsT()
+        o.valuesCount, o.axis = len(xs), axis
+        self._op(schema.BuiltinOperator.PACK, list(xs), [y], schema.BuiltinOptions.PackOptions,
+                 o)
+        return y
+
+    def reshape_by(self, x: _T, shape_tensor: _T, shape: tuple[int, ...]) -> _T:
+        """RESHAPE whose new shape comes from a computed int32 tensor (no option); ``shape`` is
+        the declared output shape."""
+        y = self._act_tensor(shape, x.dtype, x.q, x.std, "reshape")
+        self._op(schema.BuiltinOperator.RESHAPE, [x, shape_tensor], [y])
         return y
 
     def softmax(self, x: _T, beta: float = 1.0) -> _T:
