@@ -261,6 +261,12 @@ def cmd_wakeup(args: argparse.Namespace) -> int:
     for name, (value, ok) in doc["targets"].items():
         print(f"{'ok ' if ok else 'MISSED'} {name}: {value}")
     print(f"report: {out / 'wakeup_report.md'} (+ .json, plots)")
+    twins = doc.get("twins") or {}
+    differ = [b for b, tw in twins.items() if not tw["checks_ok"]]
+    if differ:
+        print(f"the wakeup app on {', '.join(differ)} differs from the numpy twin",
+              file=sys.stderr)
+        return 1
     return 0
 
 
