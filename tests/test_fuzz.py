@@ -356,6 +356,27 @@ def test_regression_options_table_of_another_operator() -> None:
         load_model_bytes(_pack(model), "relu")
 
 
+def test_regression_folding_a_slice_past_the_end() -> None:
+    """FDMobileNet's SHAPE -> STRIDED_SLICE plumbing with a begin past the end and the shrink
+    mask set (fuzzed constants): numpy's ValueError/IndexError escaped the folding pass."""
+    from generator.compiler.fold import fold_constants
+    from generator.compiler.ir import Graph, Operator, Tensor
+
+    def const(i: int, values: list[int], shape: tuple[int, ...]) -> Tensor:
+        data = np.asarray(values, dtype=np.int32).reshape(shape)
+        data.flags.writeable = False
+        return Tensor(index=i, name=f"c{i}", shape=shape, dtype="int32", data=data)
+
+    tensors = (const(0, [1, 2, 3, 4], (4,)), const(1, [9], (1,)), const(2, [10], (1,)),
+               const(3, [1], (1,)), Tensor(index=4, name="y", shape=(), dtype="int32"))
+    op = Operator(index=3, opcode="STRIDED_SLICE", inputs=(0, 1, 2, 3), outputs=(4,),
+                  options={"begin_mask": 0, "end_mask": 0, "shrink_axis_mask": 1})
+    graph = Graph(name="slice", sha256="0" * 64, tensors=tensors, operators=(op,), inputs=(),
+                  outputs=(4,))
+    with pytest.raises(ModelError, match=r"model 'slice'.*#3 STRIDED_SLICE"):
+        fold_constants(graph)
+
+
 # ---- (b) serial streams ----------------------------------------------------------------------
 
 def _session(rng: random.Random) -> list[tuple[str, list[object]]]:
