@@ -28,6 +28,7 @@ firmware: a failure schedule, a capacitor budget, injection overrides. The simul
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 import zlib
@@ -151,6 +152,10 @@ def is_critical_tensor(t: RtTensor) -> bool:
     return t.dtype in INTEGER_CRITICAL_DTYPES
 
 
+#: largest QL map file read (a map names at most every tensor once)
+MAX_QL_MAP_BYTES = 1 << 20
+
+
 def load_ql_map(source: str | Path | Mapping[str, Any]) -> dict[str, str]:
     if isinstance(source, Mapping):
         data: Any = dict(source)
@@ -161,8 +166,16 @@ def load_ql_map(source: str | Path | Mapping[str, Any]) -> dict[str, str]:
         if not p.is_file():
             raise AppError(f"{where} does not exist; give a JSON file such as "
                            '{"default": "Q2", "L3": "Q4", "critical": "Q0"}')
+        if p.stat().st_size > MAX_QL_MAP_BYTES:
+            raise AppError(f"{where} is {p.stat().st_size:,} bytes; a QL map is at most "
+                           f"{MAX_QL_MAP_BYTES:,}")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise AppError(f"{where} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except RecursionError:
+            raise AppError(f"{where} nests too deeply; a QL map is one flat JSON object "
+                           '(e.g. {"default": "Q2", "L3": "Q4"})') from None
         except (OSError, json.JSONDecodeError) as e:
             raise AppError(f"{where} is not valid JSON: {e}") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
@@ -413,6 +426,13 @@ class StepShape:
         return "commit" if p.value < tw + RECORD_WORDS else "after"
 
 
+#: most failure points one spread (one campaign) may ask for: a bound checked before anything
+#: is allocated (a firmware build holds :func:`sched_capacity` of them per run)
+MAX_POINTS = 1_000_000
+#: longest --power-fail / --capacitor text accepted
+MAX_SPEC_CHARS = 65536
+
+
 def spread_points(shape: StepShape, count: int, seed: int = 0,
                   inferences: Sequence[int] | None = None) -> list[FailPoint]:
     """``count`` word points spread over every step of the given inferences (default all), in
@@ -425,6 +445,9 @@ def spread_points(shape: StepShape, count: int, seed: int = 0,
     repeated: once committed, the step never runs again)."""
     if count < 1:
         return []
+    if count > MAX_POINTS:
+        raise AppError(f"{count} failure points is more than the {MAX_POINTS:,} one campaign "
+                       "may ask for; split it")
     infs = list(inferences) if inferences is not None else list(range(shape.inferences))
     steps = [i * shape.phases + p for i in infs for p in range(shape.phases)]
     rng = np.random.default_rng(seed)
@@ -454,19 +477,33 @@ def spread_points(shape: StepShape, count: int, seed: int = 0,
     return sorted(points)
 
 
-def parse_power_fail(spec: str, plan: PersistPlan, seed: int = 0) -> list[FailPoint]:
+def parse_power_fail(spec: str, plan: PersistPlan, seed: int = 0,
+                     limit: int | None = None) -> list[FailPoint]:
     """``--power-fail`` spec: ``<N>`` (N word points spread over all steps, seeded), or a
     comma-separated list of ``[I<inf>.]<row>:w<k>`` / ``[I<inf>.]<row>:t<ticks>`` where row is
-    ``input`` or ``L<i>`` (e.g. ``L3:w120,L5:t40000``), or ``none``."""
+    ``input`` or ``L<i>`` (e.g. ``L3:w120,L5:t40000``), or ``none``. ``limit`` (the firmware's
+    schedule capacity) is checked before any point is made."""
     spec = str(spec).strip()
     if spec in ("", "none", "off"):
         return []
+    limit = MAX_POINTS if limit is None else min(limit, MAX_POINTS)
+    if len(spec) > MAX_SPEC_CHARS:
+        raise AppError(f"--power-fail is {len(spec):,} characters long; at most "
+                       f"{MAX_SPEC_CHARS:,}")
     if spec.isdigit():
-        return spread_points(plan.shape(), int(spec), seed)
+        count = int(spec) if len(spec) <= 12 else limit + 1
+        if count > limit:
+            raise AppError(f"--power-fail asks for {spec} points; this firmware holds at most "
+                           f"{limit} per run (use a campaign to spread more over several runs)")
+        return spread_points(plan.shape(), count, seed)
+    items = spec.split(",")
+    if len(items) > limit:
+        raise AppError(f"--power-fail lists {len(items)} points; this firmware holds at most "
+                       f"{limit} per run")
     rows = plan.row_names()
     points = []
-    for item in spec.split(","):
-        m = re.fullmatch(r"(?:I(\d+)\.)?(input|L\d+):([wt])(\d+)", item.strip())
+    for item in items:
+        m = re.fullmatch(r"(?:I(\d{1,9})\.)?(input|L\d{1,9}):([wt])(\d{1,19})", item.strip())
         if not m or m.group(2) not in rows:
             raise AppError(
                 f"--power-fail item '{item}' is not understood; use N (spread N points), or "
@@ -496,7 +533,10 @@ def _quantity(text: str, unit: str, what: str) -> float:
     if not m:
         raise AppError(f"--capacitor {what}='{text}' is not a number with an optional "
                        f"prefix and unit {unit} (e.g. 47u{unit})")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    value = float(m.group(1)) * _UNITS[m.group(2)]
+    if not math.isfinite(value) or value > 1e6:
+        raise AppError(f"--capacitor {what}='{text}' is out of range (at most 1e6 {unit})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -676,7 +716,7 @@ def runtime_context(board: Board, plan: PersistPlan, ropts: RuntimeOptions) -> d
 
     capacity = sched_capacity(board)
     layout = noinit_layout(capacity, plan.nvm_words)
-    points = parse_power_fail(ropts.power_fail, plan, ropts.seed)
+    points = parse_power_fail(ropts.power_fail, plan, ropts.seed, limit=capacity)
     if len(points) > capacity:
         raise AppError(f"--power-fail asks for {len(points)} points; {board.name}'s firmware "
                        f"holds {capacity}")

@@ -17,6 +17,9 @@ from generator.build import Artifacts
 from generator.errors import ProtocolError
 from generator.targets.protocol import Parser, Session
 
+#: console bytes kept for the log (the parser sees everything; the log keeps the start)
+MAX_CAPTURE_BYTES = 8 << 20
+
 
 class ByteSource(Protocol):
     """What the reader needs of a serial port (pyserial's Serial fits)."""
@@ -69,14 +72,15 @@ def read_session(port: ByteSource, timeout: float, *, stopped: Callable[[], bool
             if (stopped is None or not stopped()) and not peer_gone:
                 raise ProtocolError(f"reading the console of {what} failed: {e}") from e
             stop_seen_at = stop_seen_at or time.monotonic() - drain_s
+        now = time.monotonic()
         if chunk:
-            if capture is not None:
-                capture += chunk
+            if capture is not None and len(capture) < MAX_CAPTURE_BYTES:
+                capture += chunk[:MAX_CAPTURE_BYTES - len(capture)]
             parser.feed(chunk)
             if parser.session.done:
                 break
-            continue
-        now = time.monotonic()
+            if now <= deadline:  # a stream that never stops still ends at the deadline
+                continue
         if stopped is not None and stopped():
             if stop_seen_at is None:
                 stop_seen_at = now

@@ -34,18 +34,36 @@ from generator.errors import ProtocolError
 
 PROTO_VERSION = 1
 MAX_LINE = 4096
+#: largest vector a frame may announce (bytes): more than any board's RAM, checked before
+#: anything is allocated, as is the total of vectors still being assembled
+MAX_VECTOR_BYTES = 16 << 20
+MAX_PENDING_BYTES = 64 << 20
+#: LOG records kept per session (a firmware that loops on a log line cannot fill the host)
+MAX_LOGS = 10_000
 
 DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
           "uint32": np.uint32, "float32": np.float32, "int64": np.int64}
 
 
-def crc16(data: bytes) -> int:
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b << 8
+def _crc16_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i << 8
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
             crc &= 0xFFFF
+        table.append(crc)
+    return table
+
+
+_CRC16 = _crc16_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (table-driven: the host checks every frame of a run)."""
+    crc = 0xFFFF
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[(crc >> 8) ^ b]
     return crc
 
 
@@ -188,10 +206,22 @@ class Parser:
         elif rec.type == "VEC":
             name, dtype, count, off, hexdata = f[0], f[1], int(f[2]), int(f[3]), f[4]
             np_dtype = DTYPES[dtype]
+            nbytes = count * np.dtype(np_dtype).itemsize
+            if not 0 < nbytes <= MAX_VECTOR_BYTES:  # bounded before anything is allocated
+                raise ProtocolError(
+                    f"vector '{name[:40]}' announces {count} {dtype} elements; a results "
+                    f"vector holds 1 to {MAX_VECTOR_BYTES:,} bytes (a corrupt stream or a "
+                    "model with an absurd output shape)")
+            if off < 0 or off >= nbytes:
+                raise ProtocolError(f"vector '{name[:40]}': chunk at byte offset {off} is "
+                                    f"outside its {nbytes} bytes")
             chunk = bytes.fromhex(hexdata)
             vb = self._vecs.get(name)
-            nbytes = count * np.dtype(np_dtype).itemsize
             if vb is None or off == 0:
+                pending = sum(len(v.data) for k, v in self._vecs.items() if k != name)
+                if pending + nbytes > MAX_PENDING_BYTES:
+                    raise ProtocolError(f"vectors being assembled would need more than "
+                                        f"{MAX_PENDING_BYTES:,} bytes")
                 vb = _VecBuf(dtype, count, bytearray(nbytes))
                 self._vecs[name] = vb
             if off + len(chunk) > nbytes or vb.count != count or vb.dtype != dtype:
@@ -202,7 +232,8 @@ class Parser:
                 s.vectors[name] = np.frombuffer(bytes(vb.data), dtype=np_dtype).copy()
                 del self._vecs[name]
         elif rec.type == "LOG":
-            s.logs.append(",".join(f))
+            if len(s.logs) < MAX_LOGS:
+                s.logs.append(",".join(f))
         elif rec.type == "FAULT":
             s.faults.append({"kind": f[0], "pc": int(f[1]), "lr": int(f[2]),
                              "cfsr": int(f[3]), "hfsr": int(f[4])})

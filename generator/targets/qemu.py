@@ -17,6 +17,8 @@ from generator.boards import Board
 from generator.build import Artifacts
 from generator.build.toolchain import apt_hint
 from generator.errors import TargetError, ToolchainError
+from generator.proc import end as end_process
+from generator.proc import popen
 from generator.targets.base import RunOutput, Target, read_session
 
 QEMU = "qemu-system-arm"
@@ -71,8 +73,8 @@ class QemuTarget(Target):
             port = _free_port()
             cmd = qemu_command(self.board, elf, port, self.extra_args)
             stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=stderr)
+            proc = popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=stderr)  # in its own group, dies with sweetspot
             try:
                 ser = self._connect(proc, port)
                 if ser is None:  # QEMU died before listening (e.g. the port was taken): retry
@@ -94,8 +96,7 @@ class QemuTarget(Target):
                 try:
                     code = proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                    end_process(proc)
                     raise TargetError(f"{QEMU} did not exit after the firmware ended") from None
                 out = RunOutput(board=self.board.name, session=session, exit_code=code,
                                 wall_s=time.monotonic() - t0, console=bytes(capture))
@@ -103,9 +104,7 @@ class QemuTarget(Target):
                 self._save_log(out)
                 return out
             finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+                end_process(proc)
                 stderr.close()
         raise TargetError(f"could not start {QEMU}")  # pragma: no cover
 
