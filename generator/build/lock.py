@@ -180,14 +180,21 @@ def build_dir_lock(build_dir: Path, timeout: float | None = None) -> Iterator[Pa
 
 
 def hold_for_process(build_dir: Path, timeout: float | None = None) -> Path:
-    """Take the lock until this process exits (the ``scons`` command line: SConstruct)."""
-    cm = build_dir_lock(build_dir, timeout)
-    path = cm.__enter__()
-    _forever.append(cm)
+    """Take the lock until this process exits (the ``scons`` command line: SConstruct).
+
+    No context manager is left open: a suspended generator would be finalised during
+    interpreter shutdown, after the module globals it needs are gone ("Exception ignored in
+    build_dir_lock ... TypeError" on SCons' stderr). The kernel releases the lock at exit."""
+    path = lock_path(build_dir)
+    with _mutex:
+        entry = _held.get(path)
+        if entry is not None:
+            entry[1] += 1
+            return path
+    fd = _acquire(path, Path(build_dir).resolve(), timeout)
+    with _mutex:
+        _held.setdefault(path, [fd, 0])[1] += 1
     return path
-
-
-_forever: list[object] = []
 
 
 def inherited_fds(build_dir: Path) -> tuple[int, ...]:
