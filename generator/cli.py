@@ -8,15 +8,60 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from generator import __version__
 from generator.boards import load_all, load_board
-from generator.errors import FirmwareFault, SweetspotError
+from generator.errors import AppError, FirmwareFault, SweetspotError
 
 FirmwareFault.exit_code = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line like every other error: one line, exit 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        sys.stderr.write(f"sweetspot: error: {message} (see: {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _seconds(text: str) -> float:
+    from generator.proc import check_timeout
+
+    try:
+        return check_timeout(text)
+    except AppError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--timeout ", "", 1)) from None
+
+
+def _output_path(text: str) -> str:
+    """A --json PATH that can be written: checked before anything runs, so a typo costs no
+    build and leaves nothing behind."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' is a directory; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}': '{parent}' is not a directory")
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK) or (path.exists() and not path.is_file()):
+        raise argparse.ArgumentTypeError(f"'{text}' cannot be written (permission denied)")
+    return text
+
+
+def _write_json(doc: dict[str, Any], path: str) -> None:
+    from generator.runner import write_json
+
+    try:
+        write_json(doc, Path(path))
+    except OSError as e:
+        raise SweetspotError(f"cannot write the results document {path}: "
+                             f"{e.strerror or e}") from e
 
 
 def _print_json(data: Any) -> None:
@@ -112,7 +157,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from generator.runner import RunRequest, holding_build_dir, run, write_json
+    from generator.runner import RunRequest, holding_build_dir, run
     from generator.runtime.campaign import run_request, wants_runtime
 
     app = args.app or ("infer" if args.model else "bench")
@@ -123,13 +168,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with holding_build_dir(req):  # a concurrent run on the same directory waits
             doc = run_request(req) if wants_runtime(req.options) else run(req)
-    except FirmwareFault as e:
+    except SweetspotError as e:  # a fault, or no reference verdict: keep what the firmware said
         doc = getattr(e, "document", None)
         if doc is not None and args.json:
-            write_json(doc, Path(args.json))
+            _write_json(doc, args.json)
         raise
     if args.json:
-        write_json(doc, Path(args.json))
+        _write_json(doc, args.json)
     print_results(doc)
     failed = [k for k, v in doc.get("checks", {}).items() if not v.get("ok")]
     if failed:
@@ -150,7 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
     from generator.build import DEFAULT_BOARD, project_root
-    from generator.runner import RunRequest, run, write_json
+    from generator.runner import RunRequest, run
 
     root = project_root()
     samples = np.load(root / DEMO_SAMPLES)
@@ -173,7 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"({hits}/{len(preds)} correct)")
         doc["demo"] = {"predictions": preds, "labels": [int(v) for v in labels]}
     if args.json:
-        write_json(doc, Path(args.json))
+        _write_json(doc, args.json)
     failed = [k for k, v in doc.get("checks", {}).items() if not v.get("ok")]
     return 1 if failed else 0
 
@@ -303,8 +348,9 @@ def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
                    help="TFLM arena: measured on the twin + margin (auto, default), the host "
                    "recorder's figure + margin (host), or a byte count")
     if run:
-        p.add_argument("--json", metavar="PATH", help="write the results document here")
-        p.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
+        p.add_argument("--json", metavar="PATH", type=_output_path,
+                       help="write the results document here")
+        p.add_argument("--timeout", type=_seconds, default=120.0, help="seconds (default 120)")
         p.add_argument("--probe-uid", help="ST-LINK probe unique ID (real boards)")
         p.add_argument("--serial-port", help="console port of a real board (default: the "
                        "probe's virtual COM port)")
@@ -312,7 +358,7 @@ def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sweetspot",
         description="Firmware generator and build orchestrator for intermittent TinyML.")
     parser.add_argument("--version", action="version", version=f"sweetspot {__version__}")
@@ -329,8 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the project's digits CNN on the default board's twin")
     p.add_argument("--board", help="board (default nucleo_u575, run on its emulated twin)")
     p.add_argument("--samples", type=int, default=4, help="how many real digits (default 4)")
-    p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--json", metavar="PATH", help="write the results document here")
+    p.add_argument("--timeout", type=_seconds, default=120.0)
+    p.add_argument("--json", metavar="PATH", type=_output_path,
+                   help="write the results document here")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("build", help="generate and build firmware (same as scons)")
@@ -346,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input")
     p.add_argument("--seed", type=int)
     p.add_argument("--build-dir")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--timeout", type=_seconds, default=60.0)
     p.add_argument("--pack", help="CMSIS device pack file for pyOCD")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_flash)
@@ -384,6 +431,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sweetspot: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a file or directory that cannot be read or written
+        if os.environ.get("SWEETSPOT_DEBUG"):
+            raise
+        where = f": {e.filename}" if e.filename is not None else ""
+        print(f"sweetspot: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug, or an input no check caught: one line, not a traceback
+        if os.environ.get("SWEETSPOT_DEBUG"):
+            raise
+        text = " ".join(str(e).split())[:300]
+        print(f"sweetspot: error: internal error ({type(e).__name__}: {text}); please report "
+              "it with the command line (SWEETSPOT_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ from generator.build import (
     which_tool,
 )
 from generator.build.lock import build_dir_lock
-from generator.errors import FirmwareFault, TargetError
+from generator.errors import FirmwareFault, SweetspotError, TargetError
 from generator.firmware import MANIFEST, file_sha256
 from generator.firmware.apps import get_app
+from generator.proc import check_timeout
 from generator.runtime.energy import document_energy
 from generator.targets import RunOutput, target_for
 from generator.targets.qemu import qemu_binary
@@ -37,7 +38,8 @@ def check_tools(board: Board) -> None:
     """Fail early, with the install command, when a tool the board needs is missing."""
     if board.is_host:
         return
-    which_tool("arm-none-eabi-gcc")
+    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
+        which_tool(tool)
     if board.kind == "qemu":
         qemu_binary()
 
@@ -53,6 +55,9 @@ class RunRequest:
     pack: str | None = None
     serial_port: str | None = None
     twin: bool = False
+
+    def __post_init__(self) -> None:
+        self.timeout = check_timeout(self.timeout)
 
 
 def resolve_board(req: RunRequest) -> Board:
@@ -139,7 +144,20 @@ def check_outputs(app: str, doc: dict[str, Any]) -> dict[str, Any]:
     if checker is None:
         return {}
     outputs = {k: np.asarray(v["values"], dtype=v["dtype"]) for k, v in doc["outputs"].items()}
-    return dict(checker(doc["app_info"], outputs))
+    try:
+        return dict(checker(doc["app_info"], outputs))
+    except SweetspotError:
+        raise
+    except Exception as e:  # the reference itself failed (TFLM cannot prepare the model, ...)
+        text = " ".join(str(e).split())[:300] or type(e).__name__
+        raise ReferenceFailed(
+            f"the firmware ran, but the {app} app's reference could not check its outputs "
+            f"({type(e).__name__}: {text}); the results document keeps the outputs") from e
+
+
+class ReferenceFailed(SweetspotError):
+    """The run finished but its host-side reference could not run (its ``document`` has the
+    firmware's results, with ``checks`` saying why there is no verdict)."""
 
 
 def write_json(doc: dict[str, Any], path: Path) -> None:
@@ -172,7 +190,12 @@ def _run(req: RunRequest) -> dict[str, Any]:
     target = target_for(board, **kwargs)
     out = target.run(art, timeout=req.timeout)
     doc = results_document(board, req.app, art, out)
-    doc["checks"] = check_outputs(req.app, doc) if doc["status"] == 0 else {}
+    try:
+        doc["checks"] = check_outputs(req.app, doc) if doc["status"] == 0 else {}
+    except ReferenceFailed as e:
+        doc["checks"] = {"reference": {"ok": None, "error": str(e)}}
+        e.document = doc  # type: ignore[attr-defined]
+        raise
     s = out.session
     if s.faults:
         f = s.faults[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -105,3 +106,158 @@ def test_flash_rejects_a_twin():
 def test_cli_smoke(argv):
     p = sweetspot(*argv)
     assert p.returncode == 0 and p.stdout
+
+
+# ---- issue 9, item 6: every bad input ends as one line, exit status 2, nothing half-made ------
+
+MLP = ROOT / "models" / "digits_mlp_int8.tflite"
+
+
+def _inputs(d: Path) -> Path:
+    """Hostile input files, in their own folder (outside the output folder that must stay
+    empty)."""
+    d.mkdir()
+    (d / "afile").write_text("not a directory\n")
+    (d / "not_utf8.json").write_bytes(b'\xff\xfe{"default": "Q2"}')
+    (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (d / "x.npy").write_bytes(b"\x93NUMPY")
+    return d
+
+
+def _left_behind(out: Path) -> list[str]:
+    """What a failed command left in ``out`` (the build directory's lock file sits beside it
+    by design and is not a half-made output)."""
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*")
+                  if not (p.name.startswith(".") and p.name.endswith(".lock")))
+
+
+RUN = ["run", "--board", "host", "--model", "{mlp}", "--build-dir", "{out}/b"]
+SCONS = [sys.executable, "-m", "SCons", "-Q", "-C", str(ROOT), "board=host"]
+
+#: (id, command: sweetspot argv or a full scons command line, what the one line must say)
+BAD_INPUTS = [
+    ("timeout-nan", [*RUN, "--timeout", "nan"], "argument --timeout: nan must be a number"),
+    ("timeout-inf", [*RUN, "--timeout", "inf"], "argument --timeout: inf must be a number"),
+    ("timeout-negative", [*RUN, "--timeout", "-5"], "argument --timeout: -5 must be a number"),
+    ("timeout-zero", [*RUN, "--timeout", "0"], "argument --timeout: 0 must be a number"),
+    ("timeout-text", [*RUN, "--timeout", "soon"], "argument --timeout: 'soon' is not a number"),
+    ("demo-timeout-nan", ["demo", "--timeout", "nan"], "argument --timeout: nan"),
+    ("json-is-a-directory", [*RUN, "--json", "{out}"], "argument --json: '{out}' is a directory"),
+    ("json-under-a-file", [*RUN, "--json", "{in}/afile/r.json"], "is not a directory"),
+    ("seed-negative", [*RUN, "--seed", "-1"],
+     "seed=-1 must be an integer from 0 to 4294967295"),
+    ("seed-too-big", [*RUN, "--seed", str(1 << 40)], "must be an integer from 0 to 4294967295"),
+    ("pipeline-with-bench", ["run", "--board", "host", "--app", "bench", "--pipeline", "stream",
+                             "--build-dir", "{out}/b"],
+     "app 'bench' does not take pipeline; it takes seed"),
+    ("input-with-bench", ["run", "--board", "host", "--app", "bench", "--input", "{in}/x.npy",
+                          "--build-dir", "{out}/b"], "app 'bench' does not take input"),
+    ("pipeline-with-infer", [*RUN, "--pipeline", "stream"], "app 'infer' does not take pipeline"),
+    ("capacitor-1e999", [*RUN, "--capacitor", "C=1e999F,von=3.3,voff=1.8"],
+     "--capacitor C='1e999F' is out of range"),
+    ("ql-map-not-utf8", [*RUN, "--ql-map", "{in}/not_utf8.json"], "is not UTF-8 text"),
+    ("ql-map-100k-deep", [*RUN, "--ql-map", "{in}/deep.json"], "nests too deeply"),
+    ("power-fail-huge-number", [*RUN, "--power-fail", "9" * 5000],
+     "this firmware holds at most 65536"),
+    ("build-dir-is-a-file", ["run", "--board", "host", "--build-dir", "{in}/afile"],
+     "afile is a file, not a directory"),
+    ("scons-unknown-variable", [*SCONS, "modle=x", "build={out}/b"],
+     "scons: error: unknown variable modle; valid: board, app, build"),
+    ("scons-seed-abc", [*SCONS, "seed=abc", "build={out}/b"],
+     "scons: error: seed=abc must be an integer"),
+    ("scons-seed-negative", [*SCONS, "app=infer", "model={mlp}", "seed=-1", "build={out}/b"],
+     "scons: error: seed=-1 must be an integer"),
+    ("scons-option-not-for-app", [*SCONS, "app=bench", "pipeline=stream", "build={out}/b"],
+     "scons: error: app 'bench' does not take pipeline"),
+]
+
+
+@pytest.mark.parametrize("argv,says", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, argv: list[str], says: str) -> None:
+    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
+    out.mkdir()
+    sub = {"{mlp}": str(MLP), "{in}": str(inputs), "{out}": str(out)}
+
+    def fill(s: str) -> str:
+        for k, v in sub.items():
+            s = s.replace(k, v)
+        return s
+
+    argv = [fill(a) for a in argv]
+    if argv[0] == sys.executable:  # scons directly
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("scons: error: "), p.stderr
+        msg = lines[0]
+    else:
+        p = sweetspot(*argv)
+        msg = _one_error_line(p)
+    assert p.returncode == 2, p.stderr
+    assert fill(says) in msg
+    assert "Traceback" not in p.stderr + p.stdout and "internal error" not in msg
+    assert _left_behind(out) == []
+
+
+def test_missing_objcopy_is_found_before_the_build(tmp_path: Path) -> None:
+    require_toolchain()
+    env = _path_without(tmp_path, "arm-none-eabi-gcc", "arm-none-eabi-ar",
+                        "arm-none-eabi-ranlib", "qemu-system-arm")
+    p = sweetspot("run", "--board", "qemu_m33", "--build-dir", str(tmp_path / "b"), env=env)
+    assert p.returncode == 2
+    assert "'arm-none-eabi-objcopy' was not found" in _one_error_line(p)
+    assert not (tmp_path / "b").exists()
+
+
+def test_unwritable_spot_inside_scons_is_one_line(tmp_path: Path) -> None:
+    """An OSError inside SCons (here: a file where src/ must go) comes back as one line, and the
+    older build directory keeps nothing that claims a finished build (no sweetspot.json)."""
+    bdir = tmp_path / "b"
+    bdir.mkdir()
+    (bdir / "src").write_text("in the way\n")
+    p = sweetspot("run", "--board", "host", "--model", str(MLP), "--build-dir", str(bdir))
+    assert p.returncode == 2
+    msg = _one_error_line(p)
+    assert "File exists" in msg and "src" in msg and "internal error" not in msg
+    assert sorted(x.name for x in bdir.iterdir()) == ["src"]
+
+
+def test_failed_compile_leaves_no_half_made_tree(tmp_path: Path) -> None:
+    """A build that fails after generation (here the C compiler is a script that fails) leaves
+    no src/ and no sweetspot.json behind."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "gcc"
+    fake.write_text("#!/bin/sh\necho 'gcc: fatal error: simulated' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = tmp_path / "out"
+    out.mkdir()
+    p = sweetspot("run", "--board", "host", "--model", str(MLP), "--build-dir",
+                  str(out / "b"), env=env)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "simulated" in p.stderr
+    assert _left_behind(out) == []
+
+
+def test_reference_that_cannot_run_keeps_the_results(tmp_path: Path, monkeypatch, capsys
+                                                      ) -> None:
+    """TFLM itself cannot prepare the model: exit 2 with one line, and --json still holds the
+    firmware's outputs (they used to be lost with a traceback)."""
+    from tflite_micro import runtime
+
+    from generator import cli
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Failed to prepare the model (simulated AllocateTensors failure)")
+
+    monkeypatch.setattr(runtime.Interpreter, "from_file", staticmethod(refuse))
+    out = tmp_path / "r.json"
+    code = cli.main(["run", "--board", "host", "--model", str(MLP), "--build-dir",
+                     str(tmp_path / "b"), "--json", str(out)])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert code == 2
+    assert len(err) == 1 and "reference could not check its outputs" in err[0]
+    assert "Failed to prepare" in err[0]
+    doc = json.loads(out.read_text())
+    assert doc["status"] == 0 and doc["outputs"]["output0"]["values"]
+    assert doc["checks"]["reference"]["ok"] is None

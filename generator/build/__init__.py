@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator import PROJECT_ROOT
+from generator import PROJECT_ROOT, proc
 from generator.boards import Board, board_names, load_board
 from generator.build import tflm_library
 from generator.build.lock import build_dir_lock, child_env, hold_for_process, inherited_fds
 from generator.build.toolchain import read_sections, which_tool
 from generator.errors import BuildError, ToolchainError
-from generator.firmware import generate
-from generator.firmware.apps import app_names, get_app
+from generator.firmware import MANIFEST, generate
+from generator.firmware.apps import app_names, check_app_options, get_app
 from generator.tflm import tree as tflm
 
 DEFAULT_BOARD = "nucleo_u575"
@@ -154,16 +154,51 @@ def write_if_changed(path: Path, text: str) -> None:
 
 # ---- the SCons side ------------------------------------------------------------------------
 
+def describe_exception(e: BaseException) -> str:
+    """One line for an exception that is not a :class:`SweetspotError` (an unwritable build
+    directory, an option no check caught): what it is, where, and that it should be reported
+    if it is not the user's doing."""
+    if isinstance(e, OSError) and e.filename is not None:
+        what = f"{e.strerror or type(e).__name__}: {e.filename}"
+        return f"{what}; check that the path exists and that you may write there"
+    text = " ".join(str(e).split())[:300] or "(no message)"
+    return (f"{type(e).__name__}: {text} (an input no check caught; please report it with "
+            "the command line)")
+
+
+#: variables of the build itself; every other variable is an app option (:data:`OPTION_VARIABLES`)
+BUILD_VARIABLES = ("board", "app", "build", "opt", "verbose")
+OPTION_VARIABLES = ("model", "seed", "input", "backend", "tflm_root", "ql", "ql_map", "inject",
+                    "power_fail", "capacitor", "pipeline", "inputs", "mode",
+                    "tflm_kernels", "tflm_arena", "tflm_probe", "tflm_dump")
+#: largest seed (the runtime and the input generators take 32 bits)
+MAX_SEED = 0xFFFFFFFF
+
+
+def check_seed(value: Any) -> int:
+    """``seed=`` as an int in 0..2**32-1, else a :class:`BuildError` saying so."""
+    try:
+        seed = int(str(value).strip())
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise BuildError(f"seed={value} must be an integer from 0 to {MAX_SEED}")
+    return seed
+
+
 def parse_args(args: dict[str, str]) -> tuple[Board, str, dict[str, Any], Path]:
+    unknown = sorted(set(args) - set(BUILD_VARIABLES) - set(OPTION_VARIABLES))
+    if unknown:
+        raise BuildError(f"unknown variable{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)}; valid: "
+                         f"{', '.join(BUILD_VARIABLES + OPTION_VARIABLES)} (scons --help)")
     board = load_board(args.get("board", DEFAULT_BOARD))
-    options: dict[str, Any] = {}
-    for key in ("model", "seed", "input", "backend", "tflm_root", "ql", "ql_map", "inject",
-                "power_fail", "capacitor", "pipeline", "inputs", "mode",
-                "tflm_kernels", "tflm_arena", "tflm_probe", "tflm_dump"):
-        if key in args:
-            options[key] = args[key]
+    options: dict[str, Any] = {k: args[k] for k in OPTION_VARIABLES if k in args}
+    if "seed" in options:
+        check_seed(options["seed"])
     app_name = tflm.resolve_app(args.get("app", DEFAULT_APP), options)  # infer+tflm -> tflm
     app = get_app(app_name)
+    check_app_options(app_name, options)
     if app.needs_model and "model" not in options:
         raise BuildError(f"app '{app_name}' needs a model: scons board={board.name} "
                          f"app={app_name} model=<path/to/model.tflite>")
@@ -177,13 +212,17 @@ def configure(env: Any, args: dict[str, str]) -> None:
     from SCons.Script import Alias, AlwaysBuild, Default, SConsignFile  # only under SCons
 
     board, app_name, options, build_dir = parse_args(args)
+    opt = args.get("opt", "O2")
+    if opt not in ("O0", "O1", "O2", "O3", "Os", "Og"):
+        raise BuildError(f"opt={opt} is not one of O0, O1, O2, O3, Os, Og")
+    if not board.is_host:  # every tool the build and its report need, before anything is made
+        for tool in ("arm-none-eabi-gcc", "arm-none-eabi-ar", "arm-none-eabi-ranlib",
+                     "arm-none-eabi-objcopy"):
+            which_tool(tool)
     tree = generate(board, app_name, build_dir, options)
     SConsignFile(str(build_dir / ".sconsign"))
     src = tree.src_dir
     art = Artifacts.for_dir(board, build_dir)
-    opt = args.get("opt", "O2")
-    if opt not in ("O0", "O1", "O2", "O3", "Os", "Og"):
-        raise BuildError(f"opt={opt} is not one of O0, O1, O2, O3, Os, Og")
 
     common = ["-std=c11", f"-{opt}", "-g", "-Wall", "-Wextra", "-Werror",
               "-ffunction-sections", "-fdata-sections"]
@@ -305,6 +344,16 @@ def lock_for_scons(args: dict[str, str]) -> None:
     hold_for_process(parse_args(args)[3])
 
 
+def check_build_dir(bdir: Path) -> None:
+    """A build directory that cannot be one (a file is in the way) is an error up front."""
+    at = bdir
+    while not at.exists() and at != at.parent:
+        at = at.parent
+    if not at.is_dir():
+        raise BuildError(f"build directory {bdir}: {at} is a file, not a directory; "
+                         "give another --build-dir")
+
+
 def run_scons(board: Board, app: str, options: dict[str, Any] | None = None,
               build_dir: Path | None = None, jobs: int | None = None) -> Artifacts:
     """Generate and build via SCons in a subprocess; returns the artifact paths. Holds the
@@ -313,26 +362,37 @@ def run_scons(board: Board, app: str, options: dict[str, Any] | None = None,
     options = dict(options or {})
     tflm.preflight(app, options)  # backend=tflm without a checkout: the how-to, before SCons
     bdir = resolve_build_dir(board, app, options, build_dir)
+    check_build_dir(bdir)
     extra = [f"-j{jobs or max(1, os.cpu_count() or 1)}"]
     cmd = scons_command(board.name, app, options, bdir, extra)
     with build_dir_lock(bdir):
-        return _scons(board, app, bdir, cmd)
+        fresh = not bdir.exists()
+        try:
+            return _scons(board, app, bdir, cmd)
+        except BaseException:
+            # nothing half-made: a directory this build created goes; an older one loses its
+            # manifest, so nothing (runner, HostModel) trusts sources that were never built
+            if fresh:
+                shutil.rmtree(bdir, ignore_errors=True)
+            else:
+                (bdir / MANIFEST).unlink(missing_ok=True)
+            raise
 
 
 def _scons(board: Board, app: str, bdir: Path, cmd: list[str]) -> Artifacts:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SCONS_TIMEOUT_S,
-                              pass_fds=inherited_fds(bdir), env=child_env(bdir))
+        result = proc.run(cmd, text=True, timeout=SCONS_TIMEOUT_S,
+                          pass_fds=inherited_fds(bdir), env=child_env(bdir))
     except FileNotFoundError as e:
         raise ToolchainError(
             f"cannot run SCons ({e}); reinstall the package: pip install -e .") from e
     except subprocess.TimeoutExpired as e:
         raise BuildError(f"the build took longer than {SCONS_TIMEOUT_S} s") from e
-    if proc.returncode != 0:
-        err = proc.stderr.strip().splitlines()
+    if result.returncode != 0:
+        err = result.stderr.strip().splitlines()
         at = next((i for i, line in enumerate(err) if line.startswith("scons: error: ")), None)
         if at is not None:  # the message and its continuation lines
             raise BuildError("\n".join([err[at][len("scons: error: "):]] + err[at + 1:]))
-        tail = "\n".join((proc.stdout.strip().splitlines() + err)[-25:])
+        tail = "\n".join((result.stdout.strip().splitlines() + err)[-25:])
         raise BuildError(f"build failed for board {board.name}, app {app}:\n{tail}")
     return Artifacts.for_dir(board, bdir)

@@ -51,7 +51,36 @@ APP_MODULES: dict[str, str] = {
     "wakeup": "generator.wakeup.emit",
 }
 
+#: options every runtime-capable app takes (the intermittent runtime, generator.runtime.layout)
+_RUNTIME = ("ql", "ql_map", "inject", "power_fail", "capacitor", "seed")
+_STREAM = ("pipeline", "model")
+#: the options (scons variables; sweetspot flags --model, --input, ...) each app reads. Anything
+#: else is an error rather than silently ignored. An app missing here is not checked.
+APP_OPTIONS: dict[str, tuple[str, ...]] = {
+    "bench": ("seed",),
+    "selftest": ("mode",),
+    "infer": ("model", "input", "inputs", "backend", *_RUNTIME),
+    "nvmtest": ("mode", "inputs", *_RUNTIME),
+    "stream": _STREAM,
+    "har": _STREAM,
+    "vww": _STREAM,
+    "pipetest": _STREAM,
+    "tflm": ("model", "input", "inputs", "seed", "backend", "tflm_root", "tflm_kernels",
+             "tflm_arena", "tflm_probe", "tflm_dump"),
+}
+
 _REGISTRY: dict[str, App] = {}
+
+
+def check_app_options(name: str, options: dict[str, Any]) -> None:
+    """An option ``name`` does not read is an error naming the ones it does."""
+    allowed = APP_OPTIONS.get(name)
+    if allowed is None:
+        return
+    bad = sorted(k for k, v in options.items() if k not in allowed and v not in (None, ""))
+    if bad:
+        raise AppError(f"app '{name}' does not take {', '.join(bad)}; it takes "
+                       f"{', '.join(allowed) if allowed else 'no options'}")
 
 
 def register(app: App) -> App:
