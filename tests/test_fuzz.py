@@ -33,7 +33,7 @@ from pathlib import Path
 import flatbuffers
 import numpy as np
 import pytest
-from _util import ROOT, require_host_cc
+from _util import ROOT, ZOO, missing, require_host_cc
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl
 
 from generator.compiler.loader import SUPPORTED_OPS, load_model_bytes
@@ -47,6 +47,7 @@ MODELS = {p.stem: p.read_bytes() for p in sorted((ROOT / "models").glob("*.tflit
 CASE_TIMEOUT_S = 10
 MODEL_CASES = 240
 STREAM_CASES = 300
+FOLD_CASES = 40
 
 
 class _Timeout(BaseException):
@@ -279,6 +280,73 @@ def test_mutated_models_end_in_a_clean_error_or_a_graph() -> None:
     assert errors > MODEL_CASES // 3  # the mutations bite: most are refused
     assert loaded > 0
     assert elapsed < 120
+
+
+_FOLDED = {"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE", "CONCATENATION", "ADD", "SUB", "MUL",
+           "SQUEEZE", "EXPAND_DIMS"}
+
+
+def _fold_mutant(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    """Hostile constants, options and shapes on the shape plumbing the loader folds."""
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    sg = model.subgraphs[0]
+    names = {v: k for k, v in _OPCODES.items()}
+    ops = [op for op in sg.operators if names.get(max(
+        model.operatorCodes[op.opcodeIndex].builtinCode,
+        model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)) in _FOLDED]
+    kinds = []
+    for _ in range(rng.randint(1, 3)):
+        op = rng.choice(ops)
+        what = rng.choice(["const", "outshape", "option", "intype"])
+        kinds.append(what)
+        if what == "const":
+            consts = [t for t in op.inputs if t >= 0
+                      and model.buffers[sg.tensors[t].buffer].data is not None
+                      and len(model.buffers[sg.tensors[t].buffer].data) >= 4]
+            if consts:
+                b = model.buffers[sg.tensors[rng.choice(consts)].buffer]
+                arr = np.frombuffer(bytes(bytearray(b.data)), dtype=np.int32).copy()
+                arr[rng.randrange(arr.size)] = rng.choice(
+                    [0, -1, -(2**31), 2**31 - 1, 5, 1000, -7, 2**20])
+                b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
+        elif what == "outshape":
+            t = sg.tensors[op.outputs[0]]
+            shape = [int(d) for d in (t.shape if t.shape is not None else [])]
+            if shape and rng.random() < 0.7:
+                shape[rng.randrange(len(shape))] = rng.choice([0, 1, 3, 2**31 - 1, 100_000])
+            else:
+                shape.append(1)
+            t.shape, t.shapeSignature = shape, None
+        elif what == "option" and op.builtinOptions is not None:
+            fields = [k for k, v in vars(op.builtinOptions).items() if isinstance(v, int)]
+            if fields:
+                setattr(op.builtinOptions, rng.choice(fields),
+                        rng.choice([0, 1, -1, 7, 127, -128]))
+        elif len(op.inputs) and op.inputs[0] >= 0:
+            sg.tensors[op.inputs[0]].type = rng.choice(
+                [tfl.TensorType.INT32, tfl.TensorType.INT64, tfl.TensorType.INT8,
+                 tfl.TensorType.FLOAT32])
+    try:
+        return "fold:" + "+".join(kinds), _pack(model)
+    except Exception:  # noqa: BLE001 - a value the packer refuses: use the original
+        return "fold:unpackable", data
+
+
+def test_mutated_shape_plumbing_folds_or_fails_cleanly() -> None:
+    """FDMobileNet (zoo) flattens through SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, which the
+    loader folds at generation time: hostile constants there end in a ModelError too."""
+    path = ZOO / "fdmobilenet_0.25_128_int8.tflite"
+    if not path.is_file():
+        missing(f"{path} is absent (the model zoo in ../shared)")
+    data, rng, bad, loaded = path.read_bytes(), random.Random(SEED), [], 0
+    for i in range(FOLD_CASES):
+        kind, mutant = _fold_mutant(rng, data)
+        status, value = _outcome(lambda d=mutant: _pipeline(d, "fdmobilenet"))
+        if status == "BAD":
+            bad.append(f"case {i} ({kind}): {value}")
+        loaded += status == "ok"
+    assert bad == [], f"seed {SEED}:\n" + "\n".join(bad[:20])
+    assert 0 < loaded < FOLD_CASES
 
 
 def _runnable_mutants(seed: int) -> list[tuple[str, bytes]]:
