@@ -101,6 +101,8 @@ def print_results(doc: dict[str, Any]) -> None:
           f"{doc['image_sha256'][:12]}, counter {c['kind']} -> {c['unit']}")
     if doc["cycles"]:
         unit = "instructions" if c["unit"] == "instructions" else "cycles"
+        if unit == "instructions":
+            print("  (QEMU twin: instructions executed by the emulator, not silicon cycles)")
         print(f"  {'measure':<24} {'ticks':>14} {unit:>14}")
         for name, v in doc["cycles"].items():
             print(f"  {name:<24} {v['ticks']:>14,} {v.get(unit, v['ticks']):>14,}")
@@ -110,9 +112,12 @@ def print_results(doc: dict[str, Any]) -> None:
     for name, o in doc["outputs"].items():
         print(f"  output {name} ({o['dtype']}): {_fmt_values(o['values'])}")
     for name, chk in doc.get("checks", {}).items():
+        dev = chk.get("deviation_from_tflm") if chk.get("reference") == "host twin" else None
         print(f"  check {name}: {'OK' if chk.get('ok') else 'MISMATCH'}"
               + (f" ({chk['mismatches']} differ)" if not chk.get("ok") and
-                 chk.get("mismatches") is not None else ""))
+                 chk.get("mismatches") is not None else "")
+              + (f" vs the host twin; {dev['differing']} element(s) differ from TFLM, top-1 "
+                 f"{'same' if dev['top1_same'] else 'changed'}" if dev else ""))
     if "summary" in doc.get("energy", {}):
         print(doc["energy"]["summary"])
     cap = doc.get("capacitor")

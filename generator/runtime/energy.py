@@ -3,6 +3,12 @@
 E(task) = E_cycle · #cycles + (E_cycle + E_memWrite(QL)) · #memWrites
 
 * ``E_cycle`` in pJ is the board's active power in µW/MHz (numerically pJ per cycle).
+* ``#cycles`` is what the board's counter measures: CPU cycles on a real board (DWT or SysTick),
+  but on a QEMU twin the *instructions the emulator executed* (SysTick under ``-icount``). An
+  instruction count is not a cycle count: the emulator models no pipeline, wait states or
+  memory timing, and it is no bound either way (a dual-issue Cortex-M7 retires up to two
+  instructions per cycle; flash wait states and multi-cycle instructions add cycles). Every
+  figure from a twin is labelled as instructions (:func:`counter_unit`).
 * ``E_memWrite(QL)`` is the STT-MRAM write energy per bit at a quality level (32 nm figures),
   times the bits a write carries.
 
@@ -28,19 +34,41 @@ def task_energy_pj(board: Board, cycles: int, writes: int = 0, bits_per_write: i
     return {"compute_pj": compute, "persist_pj": persist, "total_pj": compute + persist}
 
 
+def counter_unit(board: Board) -> dict[str, str]:
+    """What the energy model's #cycles are on this board, for labels and JSON: ``unit``
+    ("instructions" on a QEMU twin, "cycles" on a real board, "none" without a counter),
+    ``source`` and a ``note`` saying what the figure is and is not."""
+    if board.kind == "qemu":
+        return {"unit": "instructions", "source": "QEMU twin (emulated, -icount)",
+                "note": "instructions executed by the emulator, not silicon cycles (no "
+                        "pipeline, wait states or memory timing; no bound on cycles either "
+                        "way); E_cycle is applied per instruction"}
+    if board.counter_kind == "none":
+        return {"unit": "none", "source": f"{board.name} (no counter)",
+                "note": "this target has no cycle counter: compute energy is not measured"}
+    return {"unit": "cycles", "source": f"{board.name} ({board.counter_kind} counter)",
+            "note": "CPU cycles measured on the board"}
+
+
 def compute_energy(board: Board, cycles: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Compute-only energy for each measured span (no persistent writes counted): the cycle
-    figure is the instruction count on a twin (a lower bound on silicon cycles), the measured
-    cycles on a board."""
-    out: dict[str, Any] = {"pj_per_cycle": board.pj_per_cycle, "spans": {}}
-    lines = [f"  energy at {board.pj_per_cycle:g} pJ/cycle ({board.name}, {board.core}):"]
+    """Compute-only energy for each measured span (no persistent writes counted). The count is
+    the board's counter: instructions executed by the emulator on a QEMU twin (labelled so:
+    not silicon cycles), CPU cycles on a real board (:func:`counter_unit`)."""
+    cu = counter_unit(board)
+    unit = cu["unit"]
+    out: dict[str, Any] = {"pj_per_cycle": board.pj_per_cycle, **cu, "spans": {}}
+    per = "instruction" if unit == "instructions" else "cycle"
+    lines = [f"  energy at {board.pj_per_cycle:g} pJ/{per} ({board.name}, {board.core}; "
+             f"counts: {unit} from {cu['source']}):"]
     for name, c in cycles.items():
         n = c.get("cycles", c.get("instructions"))
         if n is None or name.startswith("rt."):  # the runtime's counters: see runtime_energy
             continue
         e = task_energy_pj(board, int(n))
-        out["spans"][name] = {"cycles": int(n), **e}
-        lines.append(f"    {name:<22} {int(n):>14,} cycles  {e['total_pj'] / 1e6:>12.4f} µJ")
+        out["spans"][name] = {unit: int(n), **e}
+        lines.append(f"    {name:<22} {int(n):>14,} {unit:<12}  {e['total_pj'] / 1e6:>12.4f} µJ")
+    if unit == "instructions":
+        lines.append("    (emulated instruction counts, not silicon cycles)")
     out["summary"] = "\n".join(lines)
     return out
 
@@ -57,8 +85,10 @@ def runtime_energy(board: Board, stats: Any) -> dict[str, Any]:
     from the runtime's counters (:class:`generator.runtime.layout.RuntimeStats`), with the
     research's
     model: ``E = E_cycle·#cycles + (E_cycle + E_memWrite(QL))·#memWrites`` where #cycles are the
-    compute, restore, persist and commit cycles (instructions on a twin; injection cycles are
-    reported apart and not counted) and a memWrite is one 32-bit NVM word.
+    compute, restore, persist and commit counts of the board's counter (on a QEMU twin the
+    emulator's instruction counts, not silicon cycles: ``unit`` says which; injection is
+    reported apart and not counted) and a memWrite is one 32-bit NVM word. The row keys keep
+    the model's name (``cycles``, ``compute_cycles``, ...) whatever the unit.
 
     Counters add up over every boot of the run (re-executions after power failures included)
     and over all inferences; ``per_inference`` divides by the number of inferences."""
@@ -101,6 +131,7 @@ def runtime_energy(board: Board, stats: Any) -> dict[str, Any]:
     n_inf = max(1, int(stats.inferences))
     return {
         "pj_per_cycle": e_cycle,
+        **counter_unit(board),
         "model": "E = E_cycle*cycles + (E_cycle + E_memWrite(QL))*memWrites (32-bit words)",
         "rows": rows,
         "per_ql": per_ql,
@@ -111,26 +142,34 @@ def runtime_energy(board: Board, stats: Any) -> dict[str, Any]:
 
 
 def format_runtime_energy(rep: dict[str, Any]) -> str:
-    """The runtime energy report as a table (µJ, over all inferences and boots)."""
-    lines = [f"  runtime energy at {rep['pj_per_cycle']:g} pJ/cycle "
-             f"({rep['inferences']} inference(s), all boots):",
-             f"    {'step':<8} {'cycles':>12} {'commit cyc':>11} {'words':>9} {'compute µJ':>11} "
+    """The runtime energy report as a table (µJ, over all inferences and boots). On a twin the
+    count columns are emulated instructions, and say so."""
+    unit = rep.get("unit", "cycles")
+    instr = unit == "instructions"
+    per = "instruction" if instr else "cycle"
+    count, commit = ("instructions", "commit instr") if instr else ("cycles", "commit cyc")
+    source = f" from {rep['source']}" if rep.get("source") else ""
+    lines = [f"  runtime energy at {rep['pj_per_cycle']:g} pJ/{per} "
+             f"({rep['inferences']} inference(s), all boots; counts: {unit}{source}):",
+             f"    {'step':<8} {count:>12} {commit:>12} {'words':>9} {'compute µJ':>11} "
              f"{'persist µJ':>11} {'write µJ':>10} {'total µJ':>10}"]
     for r in rep["rows"]:
         lines.append(
-            f"    {r['row']:<8} {r['cycles']:>12,} {r['commit_cycles']:>11,} "
+            f"    {r['row']:<8} {r['cycles']:>12,} {r['commit_cycles']:>12,} "
             f"{sum(r['words'].values()):>9,} {r['compute_pj'] / 1e6:>11.4f} "
             f"{r['persist_pj'] / 1e6:>11.4f} {r['write_pj'] / 1e6:>10.4f} "
             f"{r['total_pj'] / 1e6:>10.4f}")
     t = rep["total"]
     lines.append(
-        f"    {'total':<8} {t['cycles']:>12,} {'':>11} {t['words']:>9,} "
+        f"    {'total':<8} {t['cycles']:>12,} {'':>12} {t['words']:>9,} "
         f"{t['compute_pj'] / 1e6:>11.4f} {t['persist_pj'] / 1e6:>11.4f} "
         f"{t['write_pj'] / 1e6:>10.4f} {t['total_pj'] / 1e6:>10.4f}")
     lines.append(f"    per inference: {rep['per_inference']['total_pj'] / 1e6:.4f} µJ; "
                  "writes per QL: " + ", ".join(
                      f"{q} {v['words']:,} words {v['write_pj'] / 1e6:.4f} µJ"
                      for q, v in sorted(rep["per_ql"].items())))
+    if instr:
+        lines.append("    (emulated instruction counts, not silicon cycles)")
     return "\n".join(lines)
 
 
