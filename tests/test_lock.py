@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _util import ROOT, require_host_cc
+from _util import ROOT, require_host_cc, require_tool, require_toolchain
 
 from generator.build import lock
 from generator.errors import BuildError
@@ -125,9 +125,17 @@ def _tflm_outputs(model: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(interp.get_output(0))
 
 
+@pytest.mark.parametrize("board", [
+    "host",
+    pytest.param("qemu_m33", marks=[pytest.mark.slow, pytest.mark.qemu, pytest.mark.toolchain]),
+])
 def test_two_concurrent_runs_on_one_build_dir_each_report_their_own_model(
-        tmp_path: Path) -> None:
-    require_host_cc()
+        tmp_path: Path, board: str) -> None:
+    if board == "host":
+        require_host_cc()
+    else:
+        require_toolchain()
+        require_tool("qemu-system-arm")
     d = tmp_path / "shared-build"
     models = [ROOT / "models" / "digits_mlp_int8.tflite",
               ROOT / "models" / "digits_cnn_int8.tflite"]
@@ -136,7 +144,7 @@ def test_two_concurrent_runs_on_one_build_dir_each_report_their_own_model(
         x = np.random.default_rng(i).integers(-128, 128, size=_input_shape(m), dtype=np.int8)
         np.save(tmp_path / f"in{i}.npy", x)
         procs.append(subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "sweetspot"), "run", "--board", "host", "--model",
+            [str(ROOT / ".venv" / "bin" / "sweetspot"), "run", "--board", board, "--model",
              str(m), "--input", str(tmp_path / f"in{i}.npy"), "--build-dir", str(d),
              "--json", str(tmp_path / f"out{i}.json")],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
