@@ -267,7 +267,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 # ---- flash ---------------------------------------------------------------------------------
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    from generator.runner import RunRequest, build_for
+    from generator.runner import RunRequest, build_for, holding_build_dir
     from generator.targets.nucleo import flash_image, preflight
 
     board = load_board(args.board)
@@ -276,9 +276,12 @@ def cmd_flash(args: argparse.Namespace) -> int:
                              f"(run a twin with: sweetspot run --board {board.name})")
     preflight(board, args.probe_uid, pack=args.pack)  # pack and probe problems before a build
     app = args.app or ("infer" if args.model else "bench")
-    _, art = build_for(RunRequest(board=board.name, app=app, options=_options(args),
-                                  build_dir=Path(args.build_dir) if args.build_dir else None))
-    info = flash_image(board, art, probe_uid=args.probe_uid, timeout=args.timeout, pack=args.pack)
+    req = RunRequest(board=board.name, app=app, options=_options(args),
+                     build_dir=Path(args.build_dir) if args.build_dir else None)
+    with holding_build_dir(req):  # the image flashed is the one just built
+        _, art = build_for(req)
+        info = flash_image(board, art, probe_uid=args.probe_uid, timeout=args.timeout,
+                           pack=args.pack)
     if args.json:
         _print_json(info)
     else:
