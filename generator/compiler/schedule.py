@@ -269,6 +269,12 @@ def op_schedule(graph: Graph, op: Operator, input_index: int) -> Schedule | None
     if code in ("ADD", "MUL") and input_index in (0, 1) and x.shape == y.shape:
         # Both loops (plain and broadcasting) write the output in order and read an input of
         # the output's shape at the element being written, before writing it.
+        a, b = (graph.tensor(t).shape for t in op.inputs[:2])
+        try:
+            if tuple(np.broadcast_shapes(a, b)) != tuple(y.shape):
+                return None
+        except ValueError:  # not broadcastable: the lowering rejects it
+            return None
         return _elementwise_schedule(y.size, x.nbytes // max(x.size, 1),
                                      y.nbytes // max(y.size, 1))
     return None
