@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from generator.boards import load_board
@@ -80,3 +83,38 @@ def test_document_energy_decodes_runtime_records() -> None:
     e = document_energy(b, doc)["runtime"]
     assert e["rows"][0]["total_pj"] == pytest.approx(12 * 100 + (12 + 94 * 32) * 10)
     assert e["rows"][1]["total_pj"] == pytest.approx(12 * 1000)
+
+
+# ---- what the counts are (issue 9, item 9) ----------------------------------------------------
+
+NUMBER_THEN_CYCLES = re.compile(r"\d[\d,]*\s+cycles\b")
+
+
+def test_twin_figures_are_labelled_emulated_instructions() -> None:
+    twin = load_board("qemu_m7")  # dual-issue: instructions are no bound on its cycles
+    out = compute_energy(twin, {"infer": {"ticks": 25600, "instructions": 1000}})
+    assert out["unit"] == "instructions" and "QEMU twin" in out["source"]
+    assert "not silicon cycles" in out["note"]
+    assert out["spans"]["infer"]["instructions"] == 1000 and "cycles" not in out["spans"]["infer"]
+    text = out["summary"]
+    assert "instructions" in text and "emulated" in text and "QEMU twin" in text
+    assert not NUMBER_THEN_CYCLES.search(text), text
+    rep = runtime_energy(twin, _stats())
+    assert rep["unit"] == "instructions"
+    table = format_runtime_energy(rep)
+    assert "instructions" in table and "emulated" in table and "commit cyc" not in table
+    assert not NUMBER_THEN_CYCLES.search(table), table
+
+
+def test_board_figures_are_cycles() -> None:
+    board = load_board("nucleo_h743")
+    out = compute_energy(board, {"infer": {"ticks": 1000, "cycles": 1000}})
+    assert out["unit"] == "cycles" and out["spans"]["infer"]["cycles"] == 1000
+    assert "1,000 cycles" in out["summary"] and "emulated" not in out["summary"]
+
+
+def test_no_claim_that_instructions_bound_cycles() -> None:
+    import generator.runtime.energy as energy
+
+    text = Path(energy.__file__).read_text(encoding="utf-8")
+    assert "lower bound" not in text

@@ -57,8 +57,8 @@ def compute_energy(board: Board, cycles: dict[str, dict[str, Any]]) -> dict[str,
     cu = counter_unit(board)
     unit = cu["unit"]
     out: dict[str, Any] = {"pj_per_cycle": board.pj_per_cycle, **cu, "spans": {}}
-    per = "instruction" if unit == "instructions" else "cycle"
-    lines = [f"  energy at {board.pj_per_cycle:g} pJ/{per} ({board.name}, {board.core}; "
+    per = " × emulated instructions" if unit == "instructions" else ""
+    lines = [f"  energy at {board.pj_per_cycle:g} pJ/cycle{per} ({board.name}, {board.core}; "
              f"counts: {unit} from {cu['source']}):"]
     for name, c in cycles.items():
         n = c.get("cycles", c.get("instructions"))
@@ -146,10 +146,10 @@ def format_runtime_energy(rep: dict[str, Any]) -> str:
     count columns are emulated instructions, and say so."""
     unit = rep.get("unit", "cycles")
     instr = unit == "instructions"
-    per = "instruction" if instr else "cycle"
+    per = " × emulated instructions" if instr else ""
     count, commit = ("instructions", "commit instr") if instr else ("cycles", "commit cyc")
     source = f" from {rep['source']}" if rep.get("source") else ""
-    lines = [f"  runtime energy at {rep['pj_per_cycle']:g} pJ/{per} "
+    lines = [f"  runtime energy at {rep['pj_per_cycle']:g} pJ/cycle{per} "
              f"({rep['inferences']} inference(s), all boots; counts: {unit}{source}):",
              f"    {'step':<8} {count:>12} {commit:>12} {'words':>9} {'compute µJ':>11} "
              f"{'persist µJ':>11} {'write µJ':>10} {'total µJ':>10}"]
