@@ -15,7 +15,12 @@ import pytest
 
 from generator.build import run_scons
 from generator.runtime import nvmtest as nt
-from generator.runtime.campaign import power_fail_campaign, run_capacitor, run_configured
+from generator.runtime.campaign import (
+    injector_check,
+    power_fail_campaign,
+    run_capacitor,
+    run_configured,
+)
 from generator.runtime.inject import stream_summary
 from generator.runtime.layout import (
     RECORD_WORDS,
@@ -79,13 +84,19 @@ def test_chain_outputs_match_numpy(chain: Any) -> None:
 
 
 def test_injected_chain_matches_numpy_with_twin_flips(dut: Any, tmp_path: Path) -> None:
-    """Write errors change the outputs exactly as numpy + the Python twin's flips predict."""
+    """Write errors change the outputs exactly as numpy + the Python twin's flips predict, and
+    the flips themselves are the twin's (every twin; the stress mode adds millions of words on
+    qemu_m33/qemu_m0, every twin with -m slow)."""
     qmap = tmp_path / "qmap.json"
     qmap.write_text('{"default": "Q3", "L1": "Q4", "L3": "Q4", "output": "Q2"}')
     doc = dut.run("nvmtest", ql_map=str(qmap), inject="on", seed=99)
     assert _ok(doc)
     m = doc["metrics"]
     assert m["rt.flip.Q4"] + m["rt.flip.Q3"] > 5  # the outputs really carry flips
+    # the injector's identity on every core (M0, M4, M7, M33) in the default suite: flip counts
+    # and the hash of their stream positions per level equal the Python twin's
+    inj = injector_check(doc)
+    assert inj["ok"], inj
     # and they differ from the fault-free outputs
     plan = plan_persistence(nt.synthetic_graph(), assign_qls(nt.synthetic_graph()), 2)
     clean = nt.reference(plan, nt.make_inputs(2))
