@@ -87,6 +87,9 @@ def _strided_slice(op: Operator, ins: list[np.ndarray | None], tins: list[Tensor
         if begin_mask >> axis & 1:
             start = 0 if stride > 0 else size - 1
         if shrink >> axis & 1:
+            if not 0 <= start < size:
+                raise _FoldError(f"shrinks axis {axis} at index {begin[axis]}, outside its "
+                                 f"size {size}")
             stop = start + 1
         else:
             stop = end[axis] + (size if end[axis] < 0 else 0)
