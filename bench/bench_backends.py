@@ -154,7 +154,9 @@ def main() -> int:
                               f"{row['bytes']} bytes differ (max {row['max_step']} steps)")
     print(f"arena B: generated = planned activation arena; TFLM = reserved (measured on the twin "
           f"+ {tflm.ARENA_MARGIN}); used B = arena_used_bytes(). RAM B / flash B: the image's "
-          f"regions (opt -{args.opt}). vs gen: instructions relative to the generated backend.")
+          f"regions (opt -{args.opt}). vs gen: instructions relative to the generated backend. "
+          "instructions: executed by the emulator on the QEMU twin (-icount), not silicon "
+          "cycles.")
     write_json({"opt": args.opt, "tflm_checkout": str(root), "results": results},
                Path(args.json))
     print(f"wrote {args.json}")

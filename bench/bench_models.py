@@ -105,8 +105,9 @@ def main() -> int:
             print(f"{model:<22} {twin:<9} {ins:>13,} {r['flash_bytes']:>9,} "
                   f"{r['arena_bytes']:>8,} {tflm_arena_b:>10,} {ratio:>6.2f} {vs[0]:>7} "
                   f"{vs[1]:>11}  {r['outputs_match_tflm']}")
-    print("TFLM arena: issue 3's native figure where given, else the PyPI interpreter's "
-          "activation plan (head)")
+    print("instructions: executed by the emulator on the QEMU twin (-icount), not silicon "
+          "cycles. TFLM arena: issue 3's native figure where given, else the PyPI "
+          "interpreter's activation plan (head)")
     write_json({"board_clock_hz": {t: load_board(t).clock_hz for t in args.twins},
                 "anchors_m33": ANCHORS, "results": results}, Path(args.json))
     print(f"wrote {args.json}")

@@ -5,8 +5,10 @@ share of layer instructions, power-failure campaign sizes and times, injected fl
     .venv/bin/python bench/intermittent.py [--board qemu_m33] [--model <zoo model>]
         [--points 1000] [--json out.json]
 
-Numbers are instruction counts on a QEMU twin (deterministic), turned into energy with the
-research's model (generator/runtime/energy.py)."""
+Numbers are instruction counts on a QEMU twin (deterministic; executed by the emulator, not
+silicon cycles), turned into energy with the research's model (generator/runtime/energy.py), the
+board's pJ/cycle applied per instruction. Each lossy run is checked against the host twin (same
+C, injector and seed): "twin-equal"."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def ql_sweep(board: str, model: Path, seed: int, inputs: int) -> dict[str, Any]:
         b, art = build(board, "infer", {"model": str(model), "ql": q.name, "inject": "on",
                                         "seed": seed, "inputs": inputs},
                        ROOT / "build" / board / f"bench-rt-{model.stem}-{q.name}")
-        doc = run_configured(b, "infer", art, SimConfig(), timeout=1800)
+        doc = run_configured(b, "infer", art, SimConfig(), timeout=1800, host_twin=True)
         st = decode_stats(doc)
         e = doc["energy"]["runtime"]
         dev = [c.get("deviation_from_tflm", {}) for c in doc["checks"].values()]
@@ -45,6 +47,7 @@ def ql_sweep(board: str, model: Path, seed: int, inputs: int) -> dict[str, Any]:
             "top1_same": sum(1 for d in dev if d.get("top1_same")),
             "outputs_differing": sum(d.get("differing", 0) for d in dev),
             "runs": len(dev),
+            "checks_ok": all(c.get("ok") for c in doc["checks"].values()),
         }
     return out
 
@@ -52,17 +55,21 @@ def ql_sweep(board: str, model: Path, seed: int, inputs: int) -> dict[str, Any]:
 def print_sweep(sweep: dict[str, Any]) -> None:
     q0 = sweep["Q0"]["energy"]["per_inference"]
     print(f"{'QL':<4} {'µJ/inference':>13} {'write µJ':>10} {'compute µJ':>11} "
-          f"{'saving vs Q0':>13} {'flips':>7} {'top-1 same':>11} {'outputs moved':>14}")
+          f"{'saving vs Q0':>13} {'flips':>7} {'top-1 same':>11} {'outputs moved':>14} "
+          f"{'twin-equal':>10}")
     for name, r in sweep.items():
         pi = r["energy"]["per_inference"]
         saving = 1 - pi["total_pj"] / q0["total_pj"]
         print(f"{name:<4} {pi['total_pj'] / 1e6:>13.3f} {pi['write_pj'] / 1e6:>10.3f} "
               f"{(pi['compute_pj'] + pi['persist_pj']) / 1e6:>11.3f} {100 * saving:>12.1f}% "
               f"{sum(r['flips'].values()):>7} {r['top1_same']:>5}/{r['runs']:<5} "
-              f"{r['outputs_differing']:>14}")
+              f"{r['outputs_differing']:>14} {'yes' if r['checks_ok'] else 'NO':>10}")
     rows = sweep["Q0"]["energy"]["rows"]
     co = sweep["Q0"]["commit_overhead"]
-    print(f"\nper layer at Q0 (all {sweep['Q0']['energy']['inferences']} inference(s)):")
+    print("(energy from emulated instruction counts on the twin, not silicon cycles; "
+          "twin-equal: Q0 equals TFLM, Q1..Q4 equal the host twin byte for byte)")
+    print(f"\nper layer at Q0 (all {sweep['Q0']['energy']['inferences']} inference(s); "
+          "emulated instructions):")
     print(f"  {'step':<6} {'instructions':>13} {'commit instr':>13} {'share':>7} {'µJ':>9}")
     for r, c in zip(rows, co["rows"]):
         share = f"{100 * c['share']:.2f}%" if c["share"] is not None else "-"

@@ -23,6 +23,11 @@ A write of ``n`` bits at level ``q`` consumes ``n`` bits of stream ``q``; a flip
 ``b`` of that write flips bit ``b % 32`` of the ``b // 32``-th 32-bit word written
 (little-endian: byte ``b // 8``, bit ``b % 8`` of the written bytes).
 
+Power failures do not change the flips: the firmware saves the streams when a step is first
+attempted and rewinds them when the step is re-executed (``ss_inject_attempt``), so the flips of
+a finished run are those of the uninterrupted run for the same seed, and this twin predicts them
+from the uninterrupted write sequence alone.
+
 The firmware also keeps, per level, the number of flips and an FNV-1a hash of the global stream
 indices of its flips (8 bytes little-endian each, in order); :meth:`Injector.summary` gives the
 same figures, so a test can compare them with what a target reported.

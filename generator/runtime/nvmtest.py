@@ -241,7 +241,8 @@ class NvmtestApp:
 
     def check(self, info: dict[str, Any], outputs: dict[str, np.ndarray]) -> dict[str, Any]:
         """Outputs against numpy; with injection on, against numpy plus the flips the Python
-        twin predicts (valid when no power failure re-executed a step)."""
+        twin predicts (also after power failures: a re-executed step draws the flips of its
+        first attempt, see ``ss_inject_attempt``)."""
         if info.get("mode") == "stress":
             return {}
         rt = info["runtime"]
