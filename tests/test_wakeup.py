@@ -243,6 +243,17 @@ def test_wakeup_app_bad_options(beats, tmp_path, options, message) -> None:  # n
     assert not (tmp_path / "b" / "src").exists()
 
 
+def test_wakeup_app_too_many_beats_for_the_board(beats, tmp_path) -> None:  # noqa: ARG001
+    from generator.boards import load_board
+    from generator.errors import AppError
+    from generator.firmware import generate
+
+    with pytest.raises(AppError, match=r"3200 beats \(128000 bytes\) do not fit nucleo_g071's "
+                       r"128 KiB flash .*; use inputs=2662 or fewer"):
+        generate(load_board("nucleo_g071"), "wakeup", tmp_path / "b", {"inputs": "3200"})
+    assert not (tmp_path / "b" / "src").exists()
+
+
 def test_cli_wakeup_bad_arguments(tmp_path, capsys) -> None:
     from generator.cli import main
 

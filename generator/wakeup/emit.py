@@ -34,6 +34,7 @@ from generator.wakeup import screener as S
 
 DEFAULT_BEATS = 3200
 MODES = ("plain", "protected")
+CODE_RESERVE = 24 * 1024  # flash for code, model and tables next to the beats (measured ~22 KiB)
 FNV_OFFSET = 0x811C9DC5
 FNV_PRIME = 0x01000193
 
@@ -123,6 +124,12 @@ class WakeupApp:
 
     def context(self, board: Board, options: dict[str, Any]) -> dict[str, Any]:
         plan = make_plan(options)
+        beat_bytes = plan.fq.shape[1] * 2 + plan.mlp.shape[1]
+        if not board.is_host and len(plan.index) * beat_bytes + CODE_RESERVE > board.flash.length:
+            most = (board.flash.length - CODE_RESERVE) // beat_bytes
+            raise AppError(f"{len(plan.index)} beats ({len(plan.index) * beat_bytes} bytes) do "
+                           f"not fit {board.name}'s {board.flash.length // 1024} KiB flash next "
+                           f"to the code and the model; use inputs={most} or fewer")
         infer = get_app("infer")
         ctx = dict(infer.context(board, self._infer_options()))
         s, cfg = plan.screener, plan.screener.config
