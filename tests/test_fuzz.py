@@ -424,6 +424,28 @@ def test_regression_options_table_of_another_operator() -> None:
         load_model_bytes(_pack(model), "relu")
 
 
+def test_regression_constant_graph_output() -> None:
+    """Loaded, planned and lowered, then the emitter met a graph output without an arena slot
+    (KeyError inside SCons): the graph output had been pointed at a weights tensor."""
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(MODELS["residual_int8"]), 0)
+    sg = model.subgraphs[0]
+    weights = sg.operators[0].inputs[1]
+    sg.outputs = [int(weights)]
+    with pytest.raises(ModelError, match=rf"graph output #{weights} '.*' is a constant tensor"):
+        load_model_bytes(_pack(model), "constout")
+
+
+def test_regression_bias_type_tflm_cannot_parse() -> None:
+    """quantized_bias_type 100 loaded here while TFLM refused the model ("Unsupported data type
+    100 in tensor"): the outputs then had no reference."""
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(MODELS["digits_mlp_int8"]), 0)
+    model.subgraphs[0].operators[0].builtinOptions.quantizedBiasType = 100
+    with pytest.raises(ModelError, match=r"#0 FULLY_CONNECTED: quantized_bias_type is 100;"):
+        load_model_bytes(_pack(model), "biastype")
+    model.subgraphs[0].operators[0].builtinOptions.quantizedBiasType = tfl.TensorType.INT32
+    load_model_bytes(_pack(model), "biastype")  # int32, what the bias is: fine
+
+
 def test_regression_folding_a_slice_past_the_end() -> None:
     """FDMobileNet's SHAPE -> STRIDED_SLICE plumbing with a begin past the end and the shrink
     mask set (fuzzed constants): numpy's ValueError/IndexError escaped the folding pass."""

@@ -471,6 +471,11 @@ class _Loader:
                 producer[t] = op.index
                 available.add(t)
         for t in self.outputs:
+            if self.tensors[t].is_const:  # found by tests/test_fuzz.py: it has no arena slot
+                raise self.fail(
+                    f"is corrupt: graph output {self.tensors[t].label()} is a constant tensor, "
+                    "not something the graph computes; re-convert the model"
+                )
             if t not in available and not self.tensors[t].is_const:
                 raise self.fail(
                     f"is corrupt: graph output {self.tensors[t].label()} is produced by no operator"
@@ -785,8 +790,20 @@ def _positive(name: str, value: int) -> int:
     return int(value)
 
 
+def _bias_type(o: Any) -> None:
+    """TFLM parses ``quantized_bias_type`` as a tensor type (and refuses an unknown one); only
+    the default and int32 fit the int32 biases sweetspot supports (found by test_fuzz.py)."""
+    bias_type = int(getattr(o, "quantizedBiasType", 0) or 0)
+    if bias_type not in (0, schema.TensorType.INT32):
+        raise _OptionError(
+            f"quantized_bias_type is {_TYPE_NAMES.get(bias_type, bias_type)}; only int32 "
+            "biases are supported"
+        )
+
+
 def _conv_options(opts: Any, view: _OpView) -> dict[str, Any]:
     o = _with_default(opts, schema.Conv2DOptionsT)
+    _bias_type(o)
     return {
         "padding": _padding(o),
         "stride_h": _positive("stride_h", o.strideH),
@@ -817,6 +834,7 @@ def _depthwise_options(opts: Any, view: _OpView) -> dict[str, Any]:
 
 def _fc_options(opts: Any, view: _OpView) -> dict[str, Any]:
     o = _with_default(opts, schema.FullyConnectedOptionsT)
+    _bias_type(o)
     return {
         "fused_activation": _activation(o),
         "keep_num_dims": bool(o.keepNumDims),
