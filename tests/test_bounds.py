@@ -190,10 +190,14 @@ def _group(pgid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
-def test_child_dies_when_the_parent_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["setpriv", "preexec_fn"])
+def test_child_dies_when_the_parent_is_killed(tmp_path: Path, how: str) -> None:
+    if how == "setpriv" and proc._setpriv() is None:
+        pytest.skip("no setpriv with --pdeathsig (util-linux >= 2.33)")
+    fallback = "proc._setpriv = lambda: None\n" if how == "preexec_fn" else ""
     parent = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom generator import proc\n"
+         "import sys, time\nfrom generator import proc\n" + fallback +
          "p = proc.popen(['sleep', '60'])\nprint(p.pid, flush=True)\ntime.sleep(60)\n"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:

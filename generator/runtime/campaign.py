@@ -28,6 +28,8 @@ from generator.boards import Board, load_board
 from generator.build import Artifacts, default_build_dir, run_scons
 from generator.errors import AppError, FirmwareFault, ProtocolError, TargetError
 from generator.firmware import MANIFEST
+from generator.proc import end as end_process
+from generator.proc import popen
 from generator.runner import check_outputs, results_document
 from generator.runtime.energy import document_energy
 from generator.runtime.inject import stream_summary
@@ -41,8 +43,8 @@ from generator.runtime.layout import (
     encode_config,
     spread_points,
 )
-from generator.targets.base import RunOutput
-from generator.targets.protocol import parse_stream
+from generator.targets.base import MAX_CAPTURE_BYTES, RunOutput
+from generator.targets.protocol import Parser
 
 RESET_EXIT = 75  # the host twin's "reset": ss_board_reset() exits with it
 
@@ -120,32 +122,43 @@ def _run_host(board: Board, art: Artifacts, blobs: list[tuple[int, bytes]], time
             image[off:off + len(data)] = data
         path.write_bytes(bytes(image))
         env = dict(os.environ, SS_NOINIT_FILE=str(path))
-        console = bytearray()
+        console = bytearray()  # the start of it, for the log (MAX_CAPTURE_BYTES)
+        parser = Parser()  # every boot's output, parsed as it is read, within the deadline
+        late = ProtocolError(f"the host build {exe} did not finish within {timeout:g} s")
         boots = 0
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ProtocolError(f"the host build {exe} did not finish within {timeout:g} s "
-                                    f"({boots} boots)")
-            try:
-                proc = subprocess.run([str(exe)], stdin=subprocess.DEVNULL, capture_output=True,
-                                      timeout=left, env=env)
-            except subprocess.TimeoutExpired:
-                raise ProtocolError(f"the host build {exe} did not finish within {timeout:g} s "
-                                    f"({boots} boots)") from None
-            console += proc.stdout
+                raise late
+            with tempfile.TemporaryFile() as outf, tempfile.TemporaryFile() as errf:
+                child = popen([str(exe)], stdin=subprocess.DEVNULL, stdout=outf, stderr=errf,
+                              env=env)  # its own process group; dies with sweetspot
+                try:
+                    returncode = child.wait(timeout=left)
+                except subprocess.TimeoutExpired:
+                    raise late from None
+                finally:
+                    end_process(child)
+                outf.seek(0)
+                while chunk := outf.read(1 << 16):
+                    if time.monotonic() > deadline:
+                        raise late
+                    if len(console) < MAX_CAPTURE_BYTES:
+                        console += chunk[:MAX_CAPTURE_BYTES - len(console)]
+                    parser.feed(chunk)
+                errf.seek(0)
+                err = errf.read(4096).decode(errors="replace").strip()
             boots += 1
-            if proc.returncode != RESET_EXIT:
+            if returncode != RESET_EXIT:
                 break
             if boots >= max_boots:
                 raise TargetError(f"the host build {exe} reset {boots} times without finishing "
                                   "(a step that never completes?)")
-    session = parse_stream(bytes(console))
+    session = parser.finish()
     if not session.done:
-        err = proc.stderr.decode(errors="replace").strip()
-        raise ProtocolError(f"the host build {exe} ended (status {proc.returncode}) without an "
+        raise ProtocolError(f"the host build {exe} ended (status {returncode}) without an "
                             "END record" + (f": {err}" if err else ""))
-    out = RunOutput(board=board.name, session=session, exit_code=proc.returncode,
+    out = RunOutput(board=board.name, session=session, exit_code=returncode,
                     wall_s=time.monotonic() - t0, console=bytes(console))
     out.extra["host_boots"] = boots
     return out
