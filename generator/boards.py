@@ -10,6 +10,7 @@ A board is data, not code. Three kinds exist:
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,9 @@ def _need(data: dict[str, Any], key: str, typ: type | tuple[type, ...], where: s
 def parse_board(data: dict[str, Any], where: str, path: Path | None = None) -> Board:
     """Validate one board's data (as read from TOML) and build a :class:`Board`."""
     name = _need(data, "name", str, where)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise BoardError(f"{where}: name {name!r} must be 1 to 64 letters, digits, '_', '.' or "
+                         "'-' (it names build directories and goes into generated C)")
     kind = _need(data, "kind", str, where)
     if kind not in KINDS:
         raise BoardError(f"{where}: kind '{kind}' is not one of {', '.join(KINDS)}")
@@ -196,6 +200,9 @@ def parse_board(data: dict[str, Any], where: str, path: Path | None = None) -> B
 
     memory: list[MemoryRegion] = []
     for rname, r in data.get("memory", {}).items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", rname):
+            raise BoardError(f"{where}: memory region name {rname!r} must be an identifier "
+                             "(it becomes a linker-script MEMORY name)")
         origin = _need(r, "origin", int, f"{where} memory.{rname}")
         length = _need(r, "length", int, f"{where} memory.{rname}")
         if length <= 0 or origin < 0 or origin + length > 2**32:

@@ -121,7 +121,35 @@ def _inputs(d: Path) -> Path:
     (d / "not_utf8.json").write_bytes(b'\xff\xfe{"default": "Q2"}')
     (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (d / "x.npy").write_bytes(b"\x93NUMPY")
+    (d / "wrong_options.tflite").write_bytes(_wrong_options_model())
+    (d / "rank0_softmax.tflite").write_bytes(_rank0_softmax_model())
     return d
+
+
+def _wrong_options_model() -> bytes:
+    """FULLY_CONNECTED whose options table is a SoftmaxOptions."""
+    import numpy as np
+    from _models import OP, T, act, build, me, op, q, tfl
+
+    x, y = act([1, 4], "input"), act([1, 3], "output", quant=q(0.1, -3))
+    w = me.Tensor(shape=[3, 4], dtype=T.INT8, name="w", quantization=q(0.02),
+                  data=np.ones((3, 4), np.int8))
+    b = me.Tensor(shape=[3], dtype=T.INT32, name="b", quantization=q(0.001),
+                  data=np.zeros(3, np.int32))
+    so = tfl.SoftmaxOptionsT()
+    so.beta = 1.0
+    return build([op(OP.FULLY_CONNECTED, [x, w, b], [y], tfl.BuiltinOptions.SoftmaxOptions,
+                     so)], [x], [y])
+
+
+def _rank0_softmax_model() -> bytes:
+    """SOFTMAX of a rank-0 (scalar) tensor."""
+    from _models import OP, act, build, op, q, tfl
+
+    a, c = act([], "a"), act([], "c", quant=q(1 / 256, -128))
+    so = tfl.SoftmaxOptionsT()
+    so.beta = 1.0
+    return build([op(OP.SOFTMAX, [a], [c], tfl.BuiltinOptions.SoftmaxOptions, so)], [a], [c])
 
 
 def _left_behind(out: Path) -> list[str]:
@@ -161,6 +189,15 @@ BAD_INPUTS = [
      "this firmware holds at most 65536"),
     ("build-dir-is-a-file", ["run", "--board", "host", "--build-dir", "{in}/afile"],
      "afile is a file, not a directory"),
+    ("build-dir-read-only", ["run", "--board", "host", "--build-dir", "/sys/kernel/sweetspot"],
+     "/sys/kernel/"),
+    ("options-table-of-another-op", ["run", "--board", "host", "--model",
+                                     "{in}/wrong_options.tflite", "--build-dir", "{out}/b"],
+     "FULLY_CONNECTED carries SoftmaxOptions"),
+    ("rank-0-softmax", ["run", "--board", "host", "--model", "{in}/rank0_softmax.tflite",
+                        "--build-dir", "{out}/b"], "SOFTMAX needs at least one dimension"),
+    ("inspect-rank-0-softmax", ["inspect", "{in}/rank0_softmax.tflite"],
+     "SOFTMAX needs at least one dimension"),
     ("scons-unknown-variable", [*SCONS, "modle=x", "build={out}/b"],
      "scons: error: unknown variable modle; valid: board, app, build"),
     ("scons-seed-abc", [*SCONS, "seed=abc", "build={out}/b"],

@@ -137,3 +137,34 @@ def test_hostile_model_and_tensor_names_build_and_read_back(tmp_path: Path) -> N
     assert c.returncode == 0, c.stderr
     out = subprocess.run([str(exe)], capture_output=True, timeout=30, check=True).stdout
     assert out == EVIL_FILE.encode()
+
+
+# ---- board TOML strings that are not only shown in comments ---------------------------------
+
+def _board_data(**changes: object) -> dict[str, object]:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "boards" / "qemu_m33.toml").read_text())
+    for key, value in changes.items():
+        if key == "memory":
+            data["memory"] = value
+        else:
+            data[key] = value
+    return data
+
+
+@pytest.mark.parametrize("changes,says", [
+    ({"name": 'm33"\n#define X 1'}, "name"),
+    ({"name": "../../etc"}, "name"),
+    ({"memory": {"flash": {"origin": 0x10000000, "length": 0x100000},
+                 "ram\n} INJECTED": {"origin": 0x38000000, "length": 0x10000}}},
+     "memory region name"),
+])
+def test_board_strings_used_as_names_must_be_names(changes: dict[str, object],
+                                                   says: str) -> None:
+    from generator.boards import parse_board
+    from generator.errors import BoardError
+
+    with pytest.raises(BoardError, match=says):
+        parse_board(_board_data(**changes), "boards/evil.toml")
+    parse_board(_board_data(), "boards/qemu_m33.toml")  # the real one passes
