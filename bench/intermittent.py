@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = power_fail_campaign(b, "infer", art, args.points, seed=args.seed, timeout=3600)
     result["campaign"] = rep.to_dict()
     print(f"\n== power-failure campaign: {rep.points} points ({rep.distinct} distinct) in "
-          f"{rep.runs} run(s), {rep.wall_s:.1f} s incl. the reference run; where: {rep.where}; "
+          f"{rep.runs} run(s), {rep.wall_s:.1f} s incl. the reference run; where: {rep.where} "
+          f"(the firmware reports {rep.firmware_where}); "
           f"lost {rep.lost}, torn accepted {rep.torn}, missed {rep.missed}, runs with other "
           f"outputs {rep.mismatched_runs}: {'OK' if rep.ok else rep.problems}")
     if args.json:
