@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _util import ROOT
+from _util import ROOT, require_tool
 
 from generator import proc
 from generator.boards import load_board
@@ -243,9 +243,11 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
-def test_killing_sweetspot_mid_build_ends_scons(tmp_path: Path) -> None:
-    """kill -9 of `sweetspot build` while SCons runs: SCons goes too (it used to keep building
-    into a directory nobody owned any more)."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM],
+                         ids=["kill", "ctrl-c", "term"])
+def test_stopping_sweetspot_mid_build_ends_scons(tmp_path: Path, sig: int) -> None:
+    """kill -9, Ctrl-C or SIGTERM of `sweetspot build` while SCons runs: SCons goes too (it
+    used to keep building into a directory nobody owned any more)."""
     cli = subprocess.Popen([sys.executable, "-m", "generator.cli", "build", "--board", "host",
                             "--model", str(ROOT / "models" / "digits_cnn_int8.tflite"),
                             "--build-dir", str(tmp_path / "b")],
@@ -257,9 +259,38 @@ def test_killing_sweetspot_mid_build_ends_scons(tmp_path: Path) -> None:
             scons = [c for c in _children(cli.pid) if "SCons" in _cmd(c)]
             time.sleep(0.02)
         assert scons, "SCons never started"
+        cli.send_signal(sig)
+        code = cli.wait(timeout=30)
+        assert _wait_gone(scons) == []
+        if sig == signal.SIGINT:
+            assert code == 130
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_killing_sweetspot_mid_run_ends_qemu(tmp_path: Path) -> None:
+    """kill -9 while the twin runs firmware that never ends: QEMU goes too."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    code = ("from pathlib import Path\nfrom generator.runner import RunRequest, run\n"
+            "run(RunRequest(board='qemu_m33', app='selftest', options={'mode': 'hang'}, "
+            f"build_dir=Path({str(tmp_path / 'b')!r}), timeout=300))\n")
+    cli = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        qemu: list[int] = []
+        while time.monotonic() < deadline and not qemu and cli.poll() is None:
+            qemu = [c for c in _children(cli.pid) if any("qemu-system-arm" in a
+                                                         for a in _cmd(c)[:4])]
+            time.sleep(0.05)
+        assert qemu, "QEMU never started"
+        time.sleep(0.3)  # the firmware is running (and hanging) now
         cli.send_signal(signal.SIGKILL)
         cli.wait()
-        assert _wait_gone(scons) == []
+        assert _wait_gone(qemu) == []
     finally:
         if cli.poll() is None:
             cli.kill()

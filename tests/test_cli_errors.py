@@ -206,6 +206,10 @@ BAD_INPUTS = [
      "scons: error: seed=-1 must be an integer"),
     ("scons-option-not-for-app", [*SCONS, "app=bench", "pipeline=stream", "build={out}/b"],
      "scons: error: app 'bench' does not take pipeline"),
+    ("scons-inputs-huge", [*SCONS, "app=infer", "model={mlp}", "inputs=100000000",
+                           "build={out}/b"], "inputs=100000000 must be a number of input sets"),
+    ("scons-nvmtest-chain-huge", [*SCONS, "app=nvmtest", "mode=chain99999999999",
+                                  "build={out}/b"], "(16 <= N <= 1048576 bytes)"),
 ]
 
 

@@ -173,6 +173,8 @@ OPTION_VARIABLES = ("model", "seed", "input", "backend", "tflm_root", "ql", "ql_
                     "tflm_kernels", "tflm_arena", "tflm_probe", "tflm_dump")
 #: largest seed (the runtime and the input generators take 32 bits)
 MAX_SEED = 0xFFFFFFFF
+#: most input sets (inferences) compiled into one image by infer, tflm and nvmtest
+MAX_INPUT_SETS = 4096
 
 
 def check_seed(value: Any) -> int:
@@ -199,6 +201,11 @@ def parse_args(args: dict[str, str]) -> tuple[Board, str, dict[str, Any], Path]:
     app_name = tflm.resolve_app(args.get("app", DEFAULT_APP), options)  # infer+tflm -> tflm
     app = get_app(app_name)
     check_app_options(app_name, options)
+    if "inputs" in options and app_name in ("infer", "tflm", "nvmtest"):
+        text = str(options["inputs"]).strip()
+        if not (text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_INPUT_SETS):
+            raise BuildError(f"inputs={options['inputs']} must be a number of input sets from 1 "
+                             f"to {MAX_INPUT_SETS}")
     if app.needs_model and "model" not in options:
         raise BuildError(f"app '{app_name}' needs a model: scons board={board.name} "
                          f"app={app_name} model=<path/to/model.tflite>")

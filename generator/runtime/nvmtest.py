@@ -66,17 +66,21 @@ OUTPUT = 6
 STRESS_WORDS = (1 << 20, 1 << 20, 1 << 20, 1 << 18, 1 << 16)
 
 
+#: largest chain<N> tensor (bytes): bounded before the synthetic graph is made
+MAX_CHAIN_BYTES = 1 << 20
+
+
 def parse_mode(mode: str | None) -> tuple[str, int]:
     m = str(mode or "chain")
     if m == "chain":
         return "chain", DEFAULT_N
     if m == "stress":
         return "stress", DEFAULT_N
-    hit = re.fullmatch(r"chain(\d+)", m)
-    if hit and int(hit.group(1)) >= 16:
+    hit = re.fullmatch(r"chain(\d{1,9})", m)
+    if hit and 16 <= int(hit.group(1)) <= MAX_CHAIN_BYTES:
         return "chain", int(hit.group(1))
-    raise AppError(f"nvmtest mode '{m}' is unknown; use chain, chain<N> (N >= 16 bytes) or "
-                   "stress")
+    raise AppError(f"nvmtest mode '{m[:40]}' is unknown; use chain, chain<N> (16 <= N <= "
+                   f"{MAX_CHAIN_BYTES} bytes) or stress")
 
 
 def tensor_sizes(n: int) -> list[int]:
