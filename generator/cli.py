@@ -432,7 +432,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # `sweetspot inspect m.tflite | head -1`: the reader has what it wanted; stop quietly
+        # with the status of a command ended by SIGPIPE, and keep Python's exit-time flush of
+        # stdout from failing again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     except SweetspotError as e:
         print(f"sweetspot: error: {e}", file=sys.stderr)
         return e.exit_code
