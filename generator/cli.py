@@ -99,6 +99,10 @@ def print_results(doc: dict[str, Any]) -> None:
     c = doc["counter"]
     print(f"board {doc['board']} ({doc['core']}), app {doc['app']}, image "
           f"{doc['image_sha256'][:12]}, counter {c['kind']} -> {c['unit']}")
+    dep = doc.get("deployment")
+    if dep and not dep["deployable"]:
+        print(f"  NOT DEPLOYABLE on {dep['board']} (run anyway, --not-deployable-ok): "
+              + "; ".join(dep["problems"]))
     if doc["cycles"]:
         unit = "instructions" if c["unit"] == "instructions" else "cycles"
         if unit == "instructions":
@@ -162,14 +166,15 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from generator.runner import RunRequest, holding_build_dir, run
+    from generator.runner import RunRequest, holding_build_dir, mark_deployment, run
     from generator.runtime.campaign import run_request, wants_runtime
 
     app = args.app or ("infer" if args.model else "bench")
     req = RunRequest(board=args.board, app=app, options=_options(args),
                      build_dir=Path(args.build_dir) if args.build_dir else None,
                      timeout=args.timeout, probe_uid=args.probe_uid,
-                     serial_port=args.serial_port, twin=args.twin, pack=args.pack)
+                     serial_port=args.serial_port, twin=args.twin, pack=args.pack,
+                     allow_not_deployable=args.not_deployable_ok)
     try:
         with holding_build_dir(req):  # a concurrent run on the same directory waits
             doc = run_request(req) if wants_runtime(req.options) else run(req)
@@ -178,6 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if doc is not None and args.json:
             _write_json(doc, args.json)
         raise
+    if "deployable" not in doc:  # the runtime's runs
+        mark_deployment(doc, req)
     if args.json:
         _write_json(doc, args.json)
     print_results(doc)
@@ -363,6 +370,9 @@ def _add_target_args(p: argparse.ArgumentParser, *, run: bool) -> None:
         p.add_argument("--serial-port", help="console port of a real board (default: the "
                        "probe's virtual COM port)")
         p.add_argument("--pack", help="CMSIS device pack file for pyOCD (real boards)")
+        p.add_argument("--not-deployable-ok", action="store_true",
+                       help="with --twin: run even if the image does not fit the Nucleo's "
+                       "memory (refused otherwise); the results say \"deployable\": false")
 
 
 def build_parser() -> argparse.ArgumentParser:

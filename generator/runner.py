@@ -20,12 +20,14 @@ from generator.build import (
     default_build_dir,
     resolve_build_dir,
     run_scons,
+    size_report,
     which_tool,
 )
 from generator.build.lock import build_dir_lock
-from generator.errors import FirmwareFault, SweetspotError, TargetError
+from generator.errors import FirmwareFault, FitError, SweetspotError, TargetError
 from generator.firmware import MANIFEST, file_sha256
 from generator.firmware.apps import get_app
+from generator.firmware.board import stack_bytes
 from generator.proc import check_timeout
 from generator.runtime.energy import document_energy
 from generator.targets import RunOutput, target_for
@@ -55,6 +57,9 @@ class RunRequest:
     pack: str | None = None
     serial_port: str | None = None
     twin: bool = False
+    #: with ``twin``: run even when the image would not fit the Nucleo (the document then says
+    #: ``"deployable": false``); otherwise such a run is refused with the numbers (FitError)
+    allow_not_deployable: bool = False
 
     def __post_init__(self) -> None:
         self.timeout = check_timeout(self.timeout)
@@ -79,11 +84,50 @@ def holding_build_dir(req: RunRequest) -> Iterator[Path]:
         yield p
 
 
+def twin_deployment(req: RunRequest, elf: Path) -> dict[str, Any] | None:
+    """For a ``twin`` run: whether the image built for the twin fits the Nucleo it stands in
+    for. RAM is what the image allocates in the twin's RAM (.data, .bss, .noinit, stack) with
+    the Nucleo's stack size; flash what it loads. None for any other run."""
+    if not req.twin:
+        return None
+    nucleo = load_board(req.board)
+    twin = resolve_board(req)
+    used = {r["region"]: r["used"] for r in size_report(twin, elf)["regions"]}
+    ram = used.get("ram", 0) - stack_bytes(twin) + stack_bytes(nucleo)
+    flash = used.get("flash", 0)
+    problems = []
+    if ram > nucleo.ram.length:
+        problems.append(f"RAM: the image needs {ram:,} B; {nucleo.name} has "
+                        f"{nucleo.ram.length:,} B")
+    if flash > nucleo.flash.length:
+        problems.append(f"flash: the image needs {flash:,} B; {nucleo.name} has "
+                        f"{nucleo.flash.length:,} B")
+    return {"deployable": not problems, "board": nucleo.name, "twin": twin.name,
+            "ram_needed": ram, "ram_available": nucleo.ram.length,
+            "flash_needed": flash, "flash_available": nucleo.flash.length,
+            "problems": problems}
+
+
+def check_deployable(req: RunRequest, elf: Path) -> dict[str, Any] | None:
+    """:func:`twin_deployment`, refusing (FitError, exit status 2) an image the Nucleo cannot
+    hold unless the request allows it: a twin's figures for a board the model cannot run on
+    would read as that board's."""
+    dep = twin_deployment(req, elf)
+    if dep and not dep["deployable"] and not req.allow_not_deployable:
+        raise FitError(
+            f"the image does not fit {dep['board']}, so its twin {dep['twin']} will not stand "
+            f"in for it: {'; '.join(dep['problems'])}. Pick a smaller model or a larger board "
+            "(sweetspot inspect MODEL --board BOARD), or run on the twin anyway with "
+            "--not-deployable-ok (the results are then marked \"deployable\": false)")
+    return dep
+
+
 def build_for(req: RunRequest) -> tuple[Board, Artifacts]:
     board = resolve_board(req)
     get_app(req.app)  # unknown app: fail before anything runs
     check_tools(board)
     art = run_scons(board, req.app, req.options, req.build_dir)
+    check_deployable(req, art.elf)
     return board, art
 
 
@@ -190,6 +234,7 @@ def _run(req: RunRequest) -> dict[str, Any]:
     target = target_for(board, **kwargs)
     out = target.run(art, timeout=req.timeout)
     doc = results_document(board, req.app, art, out)
+    mark_deployment(doc, req)
     try:
         doc["checks"] = check_outputs(req.app, doc) if doc["status"] == 0 else {}
     except ReferenceFailed as e:
@@ -209,6 +254,15 @@ def _run(req: RunRequest) -> dict[str, Any]:
         err.document = doc  # type: ignore[attr-defined]
         raise err
     return doc
+
+
+def mark_deployment(doc: dict[str, Any], req: RunRequest) -> None:
+    """A twin run's document says whether its image fits the Nucleo (``deployable`` and the
+    numbers in ``deployment``)."""
+    dep = twin_deployment(req, Path(doc["image"]))
+    if dep is not None:
+        doc["deployable"] = dep["deployable"]
+        doc["deployment"] = dep
 
 
 def default_artifacts(board: Board, app: str) -> Artifacts:
