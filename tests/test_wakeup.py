@@ -286,3 +286,23 @@ def test_report_without_twins(beats, tmp_path, monkeypatch) -> None:  # noqa: AR
     text = (out / "wakeup_report.md").read_text()
     assert "| random |" in text and "| patient |" in text and "silent errors" in text
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_wakeup_builds_for_a_nucleo(beats, tmp_path) -> None:  # noqa: ARG001
+    """The Cortex-M0+ Nucleo image (TIM6 beat timer, .noinit state) compiles and links cleanly
+    (-Wall -Wextra -Werror) and passes the build's static checks."""
+    from _util import require_toolchain
+
+    from generator.boards import load_board
+    from generator.build import run_scons, static_checks
+
+    require_toolchain()
+    board = load_board("nucleo_g071")
+    art = run_scons(board, "wakeup", {"inputs": "48", "mode": "protected"}, tmp_path / "b")
+    assert art.elf.is_file()
+    assert static_checks(board, art.elf, art.bin) == []
+    main_c = (tmp_path / "b" / "src" / "main.c").read_text()
+    assert "wk_timer_start();" in main_c and "ss_board_reset();" in main_c
+    timer_c = (tmp_path / "b" / "src" / "wakeup" / "ss_beat_timer.c").read_text()
+    assert "TIM6" in timer_c and "0x40001000u" in timer_c
