@@ -1,6 +1,16 @@
 """The ``wakeup`` firmware app: the screener in generated C, the MLP from the model compiler, the
 test beats streamed through a ring in .noinit RAM, a wake-up as a system reset.
 
+On a target a hardware timer (the front end's board data, :data:`generator.frontend.emit.TIMERS`)
+interrupts every :data:`BEAT_PERIOD_S` and pushes the next beat into the ring; the timer is
+restarted on every boot and the source's position lives in .noinit RAM, so the stream pauses
+during a wake-up's reset and service (the beat period is longer than the slowest service, so the
+ring never fills: the firmware counts stalls and the check wants none). The main loop polls
+instead of sleeping (under QEMU's ``-icount`` virtual time then advances with instructions). The
+host twin has no timer: there the ring is filled on demand and a reset re-enters the boot path.
+The beats' FFT features are computed on the host (:mod:`generator.wakeup.data`) and compiled into
+the image.
+
 Options (``scons board=<b> app=wakeup ...`` / ``sweetspot run --app wakeup``):
 
 * ``inputs``: how many of the 3,200 random-split test beats to stream (default 3200), evenly
