@@ -123,7 +123,21 @@ def _inputs(d: Path) -> Path:
     (d / "x.npy").write_bytes(b"\x93NUMPY")
     (d / "wrong_options.tflite").write_bytes(_wrong_options_model())
     (d / "rank0_softmax.tflite").write_bytes(_rank0_softmax_model())
+    (d / "pad_1e8.tflite").write_bytes(_huge_pad_model())
     return d
+
+
+def _huge_pad_model() -> bytes:
+    """PAD [1, 10] to [1, 100000010]: consistent, but past the kernel's 16-bit dimensions (the
+    C compiler used to truncate it, or the host run to read 100 MB of output)."""
+    import numpy as np
+    from _models import OP, T, act, build, me, op, tfl
+
+    a, c = act([1, 10], "a"), act([1, 100_000_010], "c")
+    p = me.Tensor(shape=[2, 2], dtype=T.INT32, name="paddings",
+                  data=np.array([[0, 0], [0, 100_000_000]], np.int32))
+    return build([op(OP.PAD, [a, p], [c], tfl.BuiltinOptions.PadOptions, tfl.PadOptionsT())],
+                 [a], [c])
 
 
 def _wrong_options_model() -> bytes:
@@ -198,6 +212,8 @@ BAD_INPUTS = [
                         "--build-dir", "{out}/b"], "SOFTMAX needs at least one dimension"),
     ("inspect-rank-0-softmax", ["inspect", "{in}/rank0_softmax.tflite"],
      "SOFTMAX needs at least one dimension"),
+    ("pad-to-1e8", ["run", "--board", "host", "--model", "{in}/pad_1e8.tflite",
+                    "--build-dir", "{out}/b"], "this kernel takes dimensions of 1 to 65535"),
     ("scons-unknown-variable", [*SCONS, "modle=x", "build={out}/b"],
      "scons: error: unknown variable modle; valid: board, app, build"),
     ("scons-seed-abc", [*SCONS, "seed=abc", "build={out}/b"],

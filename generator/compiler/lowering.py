@@ -169,8 +169,13 @@ class _Ctx:
 
 
 def _dims4(shape: tuple[int, ...], what: str, ctx: _Ctx) -> tuple[int, ...]:
+    """``shape`` as 4 dims for the kernels' ``uint16_t dims[4]`` fields (its users: PAD, MEAN,
+    CONCATENATION): a larger dimension is refused here, not truncated by the C compiler."""
     if len(shape) > 4:
         raise ctx.fail(f"{what} has rank {len(shape)}; at most 4 dimensions are supported")
+    if any(not 0 < d <= 0xFFFF for d in shape):
+        raise ctx.fail(f"{what} has shape {list(shape)}; this kernel takes dimensions of 1 to "
+                       "65535")
     return (1,) * (4 - len(shape)) + tuple(shape)
 
 
