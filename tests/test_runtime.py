@@ -603,10 +603,12 @@ def test_campaign_with_write_errors_and_power_failures(host_lossy) -> None:
         k: rep.where.get(k, 0) for k in ("tensor", "commit", "after")}
 
 
-def test_without_the_rewind_a_lossy_campaign_fails(tmp_path: Path, monkeypatch) -> None:
+def test_without_the_rewind_a_lossy_campaign_fails(host_lossy, tmp_path: Path,
+                                                    monkeypatch) -> None:
     """The same campaign against a runtime whose re-executed steps draw fresh flips must fail:
-    the check can tell."""
+    the check can tell. (Built in a copy of host_lossy's directory: only ss_inject.c changes.)"""
     _need_cc()
+    shutil.copytree(host_lossy[1].build_dir, tmp_path / "b")
     tdir = tmp_path / "templates"
     shutil.copytree(TEMPLATES, tdir)
     f = tdir / "runtime" / "ss_inject.c.j2"
