@@ -104,25 +104,11 @@ def test_injected_chain_matches_numpy_with_twin_flips(dut: Any, tmp_path: Path) 
                for i in range(2))
 
 
-DEFAULT_STRESS = ("qemu_m33", "qemu_m0")  # v8-M and v6-M (soft 64-bit); M4/M7 in -m slow
-
-
+@pytest.mark.default_twins("qemu_m33", "qemu_m0")  # v8-M and v6-M (soft 64-bit); M4/M7: slow
 def test_target_flips_equal_python_twin(dut: Any) -> None:
     """Stress mode: millions of words at every level; per level the flip count and the hash of
-    the flipped bits' stream indices equal the Python twin's for the same seed."""
-    if dut.board.kind == "qemu" and dut.board.name not in DEFAULT_STRESS:
-        pytest.skip("the default suite compares qemu_m33 and qemu_m0; -m slow does the others")
-    _flips_equal_twin(dut)
-
-
-@pytest.mark.slow
-def test_target_flips_equal_python_twin_other_twins(dut: Any) -> None:
-    if dut.board.kind != "qemu" or dut.board.name in DEFAULT_STRESS:
-        pytest.skip("covered by the default suite")
-    _flips_equal_twin(dut)
-
-
-def _flips_equal_twin(dut: Any) -> None:
+    the flipped bits' stream indices equal the Python twin's for the same seed. (The M4/M7
+    twins check their flips in the default suite with test_injected_chain_...)"""
     seed = 0x5EED
     doc = dut.run("nvmtest", mode="stress", inject="on", seed=seed, timeout=300)
     m = doc["metrics"]
@@ -198,11 +184,11 @@ def test_capacitor_power_cycles(chain: Any) -> None:
     assert tiny["status"] == 4 and "can never complete" in tiny["capacitor"]["stuck"]["message"]
 
 
+@pytest.mark.default_twins("qemu_m33")
 def test_capacitor_built_in(dut: Any) -> None:
     """The capacitor from a build option: runs on a real board too (SYSRESETREQ, .noinit). On
-    the twins the preloaded-config test covers the same firmware path: one twin suffices."""
-    if dut.board.kind == "qemu" and dut.board.name != "qemu_m33":
-        pytest.skip("covered on qemu_m33 (and by test_capacitor_power_cycles on every twin)")
+    the twins the preloaded-config test covers the same firmware path: one twin suffices by
+    default (test_capacitor_power_cycles runs on every twin)."""
     art = _build(dut, "cap", ql="Q2", inject="off", capacitor="C=300nF,von=3.3,voff=1.8")
     doc = _run_built(dut, art)
     assert _ok(doc)

@@ -65,35 +65,15 @@ def _twin_only(dut: Any) -> None:
         pytest.skip("preloading the failure schedule needs a QEMU twin")
 
 
-DEFAULT_TWINS = ("qemu_m33", "qemu_m0")  # the default suite; -m slow runs the M4/M7 twins
-
-
-def _default(dut: Any) -> None:
-    _twin_only(dut)
-    if dut.board.name not in DEFAULT_TWINS:
-        pytest.skip("the default suite runs qemu_m33 and qemu_m0; -m slow does the others")
-
-
-def _other(dut: Any) -> None:
-    _twin_only(dut)
-    if dut.board.name in DEFAULT_TWINS:
-        pytest.skip("covered by the default suite")
-
-
+@pytest.mark.default_twins("qemu_m33", "qemu_m0")  # the M4/M7 twins with -m slow
 def test_residual_model_at_q0_equals_tflm(dut: Any) -> None:
-    _default(dut)
+    _twin_only(dut)
     _residual_equals_tflm(dut)
 
 
+@pytest.mark.default_twins("qemu_m33", "qemu_m0")
 def test_residual_model_power_fail_campaign(dut: Any) -> None:
-    _default(dut)
-    _residual_campaign(dut)
-
-
-@pytest.mark.slow
-def test_residual_model_other_twins(dut: Any) -> None:
-    _other(dut)
-    _residual_equals_tflm(dut)
+    _twin_only(dut)
     _residual_campaign(dut)
 
 
