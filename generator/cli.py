@@ -37,6 +37,20 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e).replace("--timeout ", "", 1)) from None
 
 
+MAX_DEMO_SAMPLES = 1000  # the demo data set holds fewer; cmd_demo says how many
+
+
+def _samples(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_DEMO_SAMPLES:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number from 1 to "
+                                         f"{MAX_DEMO_SAMPLES}")
+    return n
+
+
 def _output_path(text: str) -> str:
     """A --json PATH that can be written: checked before anything runs, so a typo costs no
     build and leaves nothing behind."""
@@ -212,6 +226,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     root = project_root()
     samples = np.load(root / DEMO_SAMPLES)
     n = int(args.samples)
+    if n > len(samples["images"]):
+        raise SweetspotError(f"--samples {n}: the demo has {len(samples['images'])} digits")
     images, labels = samples["images"][:n], samples["labels"][:n]
     board = load_board(args.board or DEFAULT_BOARD)
     build_dir = root / "build" / board.name / "demo"
@@ -392,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the project's digits CNN on the default board's twin")
     p.add_argument("--board", help="board (default nucleo_u575, run on its emulated twin)")
-    p.add_argument("--samples", type=int, default=4, help="how many real digits (default 4)")
+    p.add_argument("--samples", type=_samples, default=4,
+                   help=f"how many real digits, 1 to {MAX_DEMO_SAMPLES} (default 4)")
     p.add_argument("--timeout", type=_seconds, default=120.0)
     p.add_argument("--json", metavar="PATH", type=_output_path,
                    help="write the results document here")

@@ -184,6 +184,10 @@ BAD_INPUTS = [
     ("timeout-zero", [*RUN, "--timeout", "0"], "argument --timeout: 0 must be a number"),
     ("timeout-text", [*RUN, "--timeout", "soon"], "argument --timeout: 'soon' is not a number"),
     ("demo-timeout-nan", ["demo", "--timeout", "nan"], "argument --timeout: nan"),
+    ("demo-samples-zero", ["demo", "--samples", "0"], "argument --samples: 0 must be"),
+    ("demo-samples-negative", ["demo", "--samples", "-3"], "argument --samples: -3 must be"),
+    ("demo-samples-more-than-there-are", ["demo", "--samples", "999"],
+     "--samples 999: the demo has"),
     ("json-is-a-directory", [*RUN, "--json", "{out}"], "argument --json: '{out}' is a directory"),
     ("json-under-a-file", [*RUN, "--json", "{in}/afile/r.json"], "is not a directory"),
     ("seed-negative", [*RUN, "--seed", "-1"],
@@ -318,3 +322,22 @@ def test_reference_that_cannot_run_keeps_the_results(tmp_path: Path, monkeypatch
     doc = json.loads(out.read_text())
     assert doc["status"] == 0 and doc["outputs"]["output0"]["values"]
     assert doc["checks"]["reference"]["ok"] is None
+
+
+def test_json_path_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path,
+                                                                      monkeypatch, capsys
+                                                                      ) -> None:
+    """Permission is checked before anything is built (os.access, so also when the tests run as
+    root, where chmod would not stop a write)."""
+    from generator import cli
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path
+                        else real(p, mode, **kw))
+    with pytest.raises(SystemExit) as stop:  # a command-line error: argparse's exit
+        cli.main(["run", "--board", "host", "--model", str(MLP), "--build-dir",
+                  str(tmp_path / "b"), "--json", str(tmp_path / "r.json")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert stop.value.code == 2
+    assert len(err) == 1 and "cannot be written (permission denied)" in err[0]
+    assert list(tmp_path.iterdir()) == []
