@@ -570,6 +570,8 @@ def test_firmware_reports_where_each_failure_hit(host_chain) -> None:
     assert _ok(doc)
     m = doc["metrics"]
     assert {k: m[k] for k in want} == want and m["rt.failures"] == 3
+    assert doc["power_failures"] == {"total": 3,
+                                     "where": {"tensor": 1, "commit": 1, "after": 1}}
     # the step failed after its commit is not run again; the two others are
     assert m["rt.L1.attempts"] == 3 and m["rt.L2.attempts"] == 3 and m["rt.L3.attempts"] == 2
 

@@ -34,6 +34,7 @@ from generator.runner import check_outputs, results_document
 from generator.runtime.energy import document_energy
 from generator.runtime.inject import stream_summary
 from generator.runtime.layout import (
+    FAIL_WHERE,
     QL_NAMES,
     RUNTIME_OPTION_KEYS,
     Capacitor,
@@ -185,10 +186,19 @@ def run_configured(board: Board, app: str, art: Artifacts, cfg: SimConfig | None
     doc = results_document(board, app, art, out)
     doc["energy"] = document_energy(board, doc)
     doc["wall_s"] = out.wall_s
+    doc["power_failures"] = power_failures(doc)
     doc["checks"] = check_outputs(app, doc) if doc["status"] == 0 else {}
     if host_twin and doc["status"] == 0:
         host_twin_check(board, app, art, doc, cfg, timeout=timeout)
     return doc
+
+
+def power_failures(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The power failures of a run as the firmware reports them: how many, and where each hit
+    (before the step's tensor writes were complete, inside its record write, after its
+    commit)."""
+    where = decode_stats(doc).fail_where
+    return {"total": sum(where.values()), "where": where}
 
 
 # ---- lossy runs: the host twin and the injector's Python twin ------------------------------
@@ -314,10 +324,6 @@ def _outputs(doc: Mapping[str, Any]) -> dict[str, list[Any]]:
     return {k: v["values"] for k, v in doc["outputs"].items()}
 
 
-FIRMWARE_WHERE = {"tensor": "rt.fail.tensor", "commit": "rt.fail.commit",
-                  "after": "rt.fail.after"}
-
-
 def _flips(doc: Mapping[str, Any]) -> dict[str, tuple[int, int, int]]:
     m = doc.get("metrics", {})
     return {q: (int(m.get(f"rt.bits.{q}", -1)), int(m.get(f"rt.flip.{q}", -1)),
@@ -374,8 +380,8 @@ def power_fail_campaign(board: Board, app: str, art: Artifacts, count: int, seed
         rep.missed += m.get("rt.missed", 0)
         rep.lost += m.get("rt.lost", 0)
         rep.torn += m.get("rt.torn", 0)
-        for w, key in FIRMWARE_WHERE.items():
-            rep.firmware_where[w] = rep.firmware_where.get(w, 0) + m.get(key, 0)
+        for w, n in st.fail_where.items():
+            rep.firmware_where[w] = rep.firmware_where.get(w, 0) + n
         if doc["status"] != 0:
             rep.problems.append(f"run {r}: status {doc['status']}")
         if _outputs(doc) != want:
@@ -393,7 +399,7 @@ def power_fail_campaign(board: Board, app: str, art: Artifacts, count: int, seed
         rep.problems.append(f"{rep.lost} boots lost a committed step")
     if rep.torn:
         rep.problems.append(f"{rep.torn} boots accepted a torn or corrupt record")
-    intended = {w: rep.where.get(w, 0) for w in FIRMWARE_WHERE}
+    intended = {w: rep.where.get(w, 0) for w in FAIL_WHERE}
     if rep.firmware_where != intended:
         rep.problems.append(f"the firmware reports failures at {rep.firmware_where}; the "
                             f"schedule put them at {intended}")
@@ -473,6 +479,7 @@ def run_request(req: Any) -> dict[str, Any]:
     if board.kind == "nucleo":
         doc = plain_run(req)
         doc["energy"] = document_energy(board, doc)
+        doc["power_failures"] = power_failures(doc)
         if doc.get("status") == 0:
             host_twin_check(board, req.app, art, doc, None, timeout=req.timeout)
     else:

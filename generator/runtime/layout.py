@@ -812,6 +812,10 @@ def runtime_manifest(board: Board, plan: PersistPlan, ropts: RuntimeOptions) -> 
 # ---- decoding what the runtime reported --------------------------------------------------------
 
 PHASES = ("compute", "restore", "persist", "commit", "inject")
+#: where a power failure hit, as the firmware reports it (``rt.fail.<where>``): before the
+#: step's tensor writes were complete, inside its record write (tensor words done, record not
+#: yet verified), after its commit; the same names as :meth:`StepShape.classify`
+FAIL_WHERE = ("tensor", "commit", "after")
 
 
 @dataclass
@@ -830,6 +834,8 @@ class RuntimeStats:
     rows: list[RowStats]
     metrics: dict[str, int]
     inferences: int
+    #: power failures by where the firmware says they hit (``rt.fail.<where>``, FAIL_WHERE)
+    fail_where: dict[str, int] = field(default_factory=dict)
 
     def metric(self, name: str, default: int = 0) -> int:
         return int(self.metrics.get(name, default))
@@ -863,7 +869,8 @@ def decode_stats(doc: Mapping[str, Any]) -> RuntimeStats:
         rows.append(r)
     rt_metrics = {k: int(v) for k, v in metrics.items() if k.startswith("rt.")
                   and not re.match(r"rt\.(input|L\d+)\.", k)}
-    return RuntimeStats(rows, rt_metrics, int(info["persist"]["inferences"]))
+    where = {w: int(metrics.get(f"rt.fail.{w}", 0)) for w in FAIL_WHERE}
+    return RuntimeStats(rows, rt_metrics, int(info["persist"]["inferences"]), where)
 
 
 def commit_overhead(stats: RuntimeStats) -> dict[str, Any]:
