@@ -446,6 +446,29 @@ def test_regression_bias_type_tflm_cannot_parse() -> None:
     load_model_bytes(_pack(model), "biastype")  # int32, what the bias is: fine
 
 
+@pytest.mark.parametrize("scale", ["double", "none"])
+def test_regression_fc_bias_scale_tflm_refuses(scale: str) -> None:
+    """A FULLY_CONNECTED (per-tensor weights) whose bias scale was changed or dropped was built
+    and run here while TFLM refused to prepare it (kernel_util.cc: scale_diff / output_scale <=
+    0.02): outputs with no reference. Checked independently: the TFLM interpreter refuses the
+    same mutant."""
+    from tflite_micro import runtime
+
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(MODELS["digits_mlp_int8"]), 0)
+    sg = model.subgraphs[0]
+    bias = sg.tensors[sg.operators[0].inputs[2]]
+    if scale == "double":
+        bias.quantization.scale = [float(bias.quantization.scale[0]) * 2]
+    else:
+        bias.quantization = None
+    data = _pack(model)
+    with pytest.raises(RuntimeError):
+        runtime.Interpreter.from_bytes(data).invoke()
+    graph = load_model_bytes(data, "fcbias")
+    with pytest.raises(ModelError, match=r"#0 FULLY_CONNECTED.*bias scale .* TFLM refuses"):
+        lower_graph(graph, plan_model(graph))
+
+
 def test_regression_folding_a_slice_past_the_end() -> None:
     """FDMobileNet's SHAPE -> STRIDED_SLICE plumbing with a begin past the end and the shrink
     mask set (fuzzed constants): numpy's ValueError/IndexError escaped the folding pass."""

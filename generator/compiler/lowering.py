@@ -345,6 +345,9 @@ def _fc(ctx: _Ctx) -> str:
     else:
         if any(z != 0 for z in w.quant.zero_point):
             raise ctx.fail("has int8 weights with a non-zero zero point (TFLM requires 0)")
+        if ctx.has_in(2):  # TFLM checks the bias scale here only (found by test_fuzz.py)
+            b = ctx.tin(2)
+            tm.check_fc_bias_scale(sx, w.quant.scale[0], b.quant.scale[0] if b.quant else 0.0, sy)
         m0, s0 = tm.fc_per_tensor_multiplier(sx, w.quant.scale[0], sy)
         mults, shifts = [m0] * out_c, [s0] * out_c
     wdata = w.data.reshape(w.shape[0], depth)[:out_c].astype(np.int64)

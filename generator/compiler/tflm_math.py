@@ -206,6 +206,21 @@ def fc_per_tensor_multiplier(input_scale: float, filter_scale: float, output_sca
     return quantize_multiplier(product / float(output_scale))
 
 
+def check_fc_bias_scale(input_scale: float, filter_scale: float, bias_scale: float,
+                        output_scale: float) -> None:
+    """GetQuantizedConvolutionMultipler's guard (FULLY_CONNECTED with per-tensor weights): the
+    bias must be quantized at input scale x weight scale, to within 2% of the output scale, or
+    TFLM refuses to prepare the operator. ``bias_scale`` is 0 for an unquantized bias (TFLM's
+    default). Raises ValueError."""
+    product = float(np.float32(input_scale)) * float(np.float32(filter_scale))
+    diff = abs(product - float(np.float32(bias_scale)))
+    if not diff / float(np.float32(output_scale)) <= 0.02:
+        raise ValueError(
+            f"its bias scale {float(bias_scale):g} is not input scale x weight scale "
+            f"({product:g}) to within 2% of the output scale; TFLM refuses it too"
+        )
+
+
 def softmax_exp_lut(beta: float, input_scale: float) -> list[int]:
     """SOFTMAX int8: gemmlowp exp of the rescaled input difference, for every d = max - x in
     0..255 (0 where the difference is below diff_min). See TFLM CalculateSoftmaxParams and
