@@ -48,6 +48,7 @@ def test_bench_outputs_equal_numpy(dut):
     assert doc["outputs"]["dot"]["values"] == [dot]
     assert doc["outputs"]["matvec"]["dtype"] == "int8"
     assert np.array_equal(np.array(doc["outputs"]["matvec"]["values"], dtype=np.int8), matvec)
+    assert set(doc["checks"]) == {"dot", "matvec"}  # all() over no checks passes
     assert all(c["ok"] for c in doc["checks"].values())
     assert doc["stream"]["corrupt_frames"] == 0 and doc["stream"]["lost_frames"] == 0
 
