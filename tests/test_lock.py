@@ -144,7 +144,7 @@ def test_two_concurrent_runs_on_one_build_dir_each_report_their_own_model(
         x = np.random.default_rng(i).integers(-128, 128, size=_input_shape(m), dtype=np.int8)
         np.save(tmp_path / f"in{i}.npy", x)
         procs.append(subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "sweetspot"), "run", "--board", board, "--model",
+            [sys.executable, "-m", "generator.cli", "run", "--board", board, "--model",
              str(m), "--input", str(tmp_path / f"in{i}.npy"), "--build-dir", str(d),
              "--json", str(tmp_path / f"out{i}.json")],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
