@@ -9,18 +9,23 @@ RAM region's total use (arena, stack, .data/.bss), flash bytes, and whether the 
 byte-equal with the TFLM interpreter of the tflite-micro wheel. With ``--per-op``, CMSIS-NN builds
 also dump every operator's output tensor and compare them with the wheel's interpreter.
 
-    SWEETSPOT_TFLM_ROOT=~/tflite-micro .venv/bin/python bench/bench_backends.py \\
-        [--twins qemu_m33 qemu_m4] [--models ign_wl_24 ...] [--opt O2] [--per-op] [--json out.json]
+    .venv/bin/python bench/bench_backends.py [--tflm-root DIR] [--twins qemu_m33 qemu_m4 ...] \\
+        [--models stmnist_v1 path/to/model.tflite zoo project ...] [--opt O2 Os] [--per-op] \\
+        [--json out.json]
 
-Needs a tflite-micro checkout (see generator/tflm/tree.py); the first TFLM build per twin and kernel
-set compiles the library (minutes), later ones reuse it. Writes JSON (default
-build/bench/bench_backends.json).
+The tflite-micro checkout is --tflm-root, else $SWEETSPOT_TFLM_ROOT, else ../shared/tflite-micro
+beside the project (see generator/tflm/tree.py). --models takes names from the table below, paths
+to .tflite files, ``zoo`` (every model in ../shared/models/zoo) and ``project`` (models/*.tflite).
+Every --opt level builds both backends with the same board flags and that -O level. The first
+TFLM build per (twin, kernel set, -O level) compiles the library (minutes); later ones take it
+from the backend's cache. Writes JSON (default build/bench/bench_backends.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from generator.tflm import tree as tflm  # noqa: E402
 from generator.tflm.app import compare_tensors  # noqa: E402
 
 ZOO = ROOT.parent / "shared" / "models" / "zoo"
+SHARED_TFLM = ROOT.parent / "shared" / "tflite-micro"
 MODELS = {
     "ign_wl_24": ZOO / "ign_wl_24_int8.tflite",
     "stmnist_v1": ZOO / "stmnist_v1_int8.tflite",
@@ -43,6 +49,38 @@ MODELS = {
 }
 TWINS = ("qemu_m33",)
 CONFIGS = ("generated", "tflm_reference", "tflm_cmsis_nn")
+
+
+def checkout(given: str | None) -> Path:
+    """--tflm-root, else $SWEETSPOT_TFLM_ROOT, else ../shared/tflite-micro when it exists."""
+    if given:
+        return tflm.locate_checkout({"tflm_root": given})
+    if not os.environ.get(tflm.ENV_ROOT) and SHARED_TFLM.is_dir():
+        return tflm.locate_checkout({"tflm_root": str(SHARED_TFLM)})
+    return tflm.locate_checkout({})
+
+
+def model_paths(specs: list[str]) -> dict[str, Path]:
+    """Names from MODELS, paths to .tflite files, ``zoo`` and ``project`` → {name: path}."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        if spec == "zoo":
+            found = sorted(ZOO.glob("*.tflite"))
+        elif spec == "project":
+            found = sorted((ROOT / "models").glob("*.tflite"))
+        elif spec in MODELS:
+            out[spec] = MODELS[spec]
+            continue
+        elif spec.endswith(".tflite") or Path(spec).is_file():
+            found = [Path(spec).expanduser().resolve()]
+            if not found[0].is_file():
+                raise SystemExit(f"bench_backends: model file {spec} does not exist")
+        else:
+            raise SystemExit(f"bench_backends: model '{spec}' is neither a name ("
+                             f"{', '.join(MODELS)}), a .tflite path, 'zoo' nor 'project'")
+        for path in found:
+            out[path.stem.removesuffix("_int8")] = path
+    return out
 
 
 def _options(config: str, path: Path, root: Path, opt: str) -> tuple[str, dict[str, Any]]:
@@ -94,45 +132,10 @@ def _fmt(v: Any, width: int) -> str:
     return f"{v:>{width},}" if isinstance(v, int) else f"{'-' if v is None else v:>{width}}"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--twins", nargs="+", default=list(TWINS))
-    ap.add_argument("--models", nargs="+", default=list(MODELS)[:3])
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
-    ap.add_argument("--opt", default="O2", choices=("O2", "Os", "O3"))
-    ap.add_argument("--per-op", action="store_true",
-                    help="CMSIS-NN: compare every operator's output with the interpreter")
-    ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "bench_backends.json"))
-    args = ap.parse_args()
-    try:
-        root = tflm.locate_checkout({})
-    except tflm.TflmSetupError as e:
-        print(f"bench_backends: {e}", file=sys.stderr)
-        return 2
-    build_root = ROOT / "build" / "bench" / "backends"
-    results: dict[str, dict[str, dict[str, Any]]] = {}
-    for model in args.models:
-        path = MODELS[model]
-        if not path.is_file():
-            print(f"skip {model}: {path} is absent", file=sys.stderr)
-            continue
-        for twin in args.twins:
-            core = load_board(twin).core
-            for config in args.configs:
-                if config == "tflm_cmsis_nn" and core not in tflm.CMSIS_NN_CORES:
-                    continue
-                print(f"... {model} on {twin}: {config}", file=sys.stderr, flush=True)
-                try:
-                    r = measure(config, model, path, twin, root, args.opt, build_root,
-                                args.per_op)
-                except FitError as e:
-                    r = {"does_not_fit": str(e)}
-                except SweetspotError as e:
-                    r = {"error": str(e)}
-                results.setdefault(model, {}).setdefault(twin, {})[config] = r
-
-    head = (f"{'model':<21} {'twin':<8} {'backend':<15} {'instructions':>13} {'vs gen':>7} "
+def print_table(opt: str, results: dict[str, dict[str, dict[str, Any]]]) -> None:
+    head = (f"{'model':<26} {'twin':<8} {'backend':<15} {'instructions':>13} {'vs gen':>7} "
             f"{'arena B':>8} {'used B':>7} {'RAM B':>8} {'flash B':>9}  equal")
+    print(f"-{opt}")
     print(head)
     print("-" * len(head))
     for model, twins in results.items():
@@ -141,22 +144,72 @@ def main() -> int:
             for config, r in configs.items():
                 if "instructions" not in r:
                     msg = r.get("does_not_fit") or r.get("error") or ""
-                    print(f"{model:<21} {twin:<8} {config:<15} {msg.splitlines()[0][:90]}")
+                    print(f"{model:<26} {twin:<8} {config:<15} {msg.splitlines()[0][:90]}")
                     continue
                 ratio = f"{r['instructions'] / gen:.2f}x" if gen else "-"
-                print(f"{model:<21} {twin:<8} {config:<15} {r['instructions']:>13,} {ratio:>7} "
+                print(f"{model:<26} {twin:<8} {config:<15} {r['instructions']:>13,} {ratio:>7} "
                       f"{_fmt(r['arena_bytes'], 8)} {_fmt(r.get('arena_used_bytes'), 7)} "
                       f"{_fmt(r['ram_bytes'], 8)} {_fmt(r['flash_bytes'], 9)}  "
                       f"{r['outputs_match_tflm']}")
                 for row in r.get("per_op", []):
                     if row["differ"] or row["missing"]:
-                        print(f"{'':<31} op {row['index']} {row['opcode']}: {row['differ']} of "
+                        print(f"{'':<36} op {row['index']} {row['opcode']}: {row['differ']} of "
                               f"{row['bytes']} bytes differ (max {row['max_step']} steps)")
+    print()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--twins", nargs="+", default=list(TWINS))
+    ap.add_argument("--models", nargs="+", default=list(MODELS)[:3],
+                    help="names (%(default)s, digits_cnn), .tflite paths, zoo, project")
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--opt", nargs="+", default=["O2"], choices=("O2", "Os", "O3"),
+                    help="-O level(s), the same for both backends (default O2)")
+    ap.add_argument("--tflm-root", metavar="DIR",
+                    help="tflite-micro checkout (default: $SWEETSPOT_TFLM_ROOT, else "
+                    "../shared/tflite-micro)")
+    ap.add_argument("--per-op", action="store_true",
+                    help="CMSIS-NN: compare every operator's output with the interpreter")
+    ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "bench_backends.json"))
+    args = ap.parse_args()
+    try:
+        root = checkout(args.tflm_root)
+    except tflm.TflmSetupError as e:
+        print(f"bench_backends: {e}", file=sys.stderr)
+        return 2
+    models = model_paths(args.models)
+    build_root = ROOT / "build" / "bench" / "backends"
+    # results[opt][model][twin][config]
+    results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for opt in args.opt:
+        for model, path in models.items():
+            if not path.is_file():
+                print(f"skip {model}: {path} is absent", file=sys.stderr)
+                continue
+            for twin in args.twins:
+                core = load_board(twin).core
+                for config in args.configs:
+                    if config == "tflm_cmsis_nn" and core not in tflm.CMSIS_NN_CORES:
+                        continue
+                    print(f"... -{opt} {model} on {twin}: {config}", file=sys.stderr, flush=True)
+                    try:
+                        r = measure(config, model, path, twin, root, opt, build_root,
+                                    args.per_op)
+                    except FitError as e:
+                        r = {"does_not_fit": str(e)}
+                    except SweetspotError as e:
+                        r = {"error": str(e)}
+                    results.setdefault(opt, {}).setdefault(model, {}).setdefault(
+                        twin, {})[config] = r
+
+    for opt, by_model in results.items():
+        print_table(opt, by_model)
     print(f"arena B: generated = planned activation arena; TFLM = reserved (measured on the twin "
           f"+ {tflm.ARENA_MARGIN}); used B = arena_used_bytes(). RAM B / flash B: the image's "
-          f"regions (opt -{args.opt}). vs gen: instructions relative to the generated backend. "
+          "regions. vs gen: instructions relative to the generated backend at the same -O. "
           "instructions: executed by the emulator on the QEMU twin (-icount), not silicon "
-          "cycles.")
+          f"cycles. tflite-micro: {root}")
     write_json({"opt": args.opt, "tflm_checkout": str(root), "results": results},
                Path(args.json))
     print(f"wrote {args.json}")
