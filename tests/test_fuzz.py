@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import flatbuffers
 import numpy as np
@@ -40,7 +41,7 @@ from generator.compiler.loader import SUPPORTED_OPS, load_model_bytes
 from generator.compiler.lowering import lower_graph
 from generator.compiler.plan import plan_model
 from generator.errors import ModelError, ProtocolError, SweetspotError
-from generator.targets.protocol import crc16, parse_stream
+from generator.targets.protocol import Parser, crc16, parse_stream
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
 MODELS = {p.stem: p.read_bytes() for p in sorted((ROOT / "models").glob("*.tflite"))}
@@ -601,6 +602,28 @@ HOSTILE = [
 ]
 
 
+def _summary(session: Any) -> tuple[object, ...]:
+    return (session.hello, session.cycles, session.metrics, session.status, session.records,
+            session.corrupt_frames, session.lost_frames, session.noise_bytes, session.logs,
+            session.faults, {k: (v.dtype.str, v.tobytes()) for k, v in session.vectors.items()})
+
+
+def test_regression_an_overlong_line_is_noise_in_one_piece_or_many() -> None:
+    """A valid frame longer than MAX_LINE was a record when the stream arrived in one piece and
+    noise (then a lost frame) when it arrived in pieces: the split decided what was parsed."""
+    from generator.targets.protocol import MAX_LINE
+
+    raw = (encode_frame(0, "HELLO", 1, "0.1", "host", "infer", "none", 0)
+           + encode_frame(1, "LOG", "x" * (MAX_LINE + 10)) + encode_frame(2, "END", 0))
+    whole = parse_stream(raw)
+    p = Parser()
+    for i in range(0, len(raw), 1000):
+        p.feed(raw[i:i + 1000])
+    pieces = p.finish()
+    assert _summary(whole) == _summary(pieces)
+    assert whole.logs == [] and whole.status == 0 and whole.noise_bytes > MAX_LINE
+
+
 def test_mutated_streams_end_in_a_session_or_a_protocol_error() -> None:
     rng = random.Random(SEED)
     bad, sessions = [], 0
@@ -611,6 +634,14 @@ def test_mutated_streams_end_in_a_session_or_a_protocol_error() -> None:
         def parse(raw: bytes = raw) -> object:
             return parse_stream(raw)
 
+        def parse_in_pieces(raw: bytes = raw) -> object:  # as a serial port delivers it
+            p, at = Parser(), 0
+            while at < len(raw):
+                step = rng.choice([1, 2, 7, 64, 4096])
+                p.feed(raw[at:at + step])
+                at += step
+            return p.finish()
+
         status, value = _outcome(parse)
         if status == "BAD":
             bad.append(f"case {i} ({kind}, {len(raw)} bytes): {value}")
@@ -618,6 +649,10 @@ def test_mutated_streams_end_in_a_session_or_a_protocol_error() -> None:
             bad.append(f"case {i} ({kind}): {type(value).__name__}, not a ProtocolError")
         else:
             sessions += status == "ok"
+        if status == "ok" and i % 5 == 0:  # the split must not change what is parsed
+            status2, value2 = _outcome(parse_in_pieces)
+            if status2 != "ok" or _summary(value2) != _summary(value):
+                bad.append(f"case {i} ({kind}): parsed differently when fed in pieces")
     assert bad == [], f"seed {SEED}: {len(bad)} of {STREAM_CASES} streams:\n" + "\n".join(
         bad[:20])
     assert sessions > STREAM_CASES // 2

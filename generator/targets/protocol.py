@@ -118,18 +118,24 @@ class Parser:
         self._buf = bytearray()
         self._next_seq = 0
         self._vecs: dict[str, _VecBuf] = {}
+        self._overlong = False  # inside a line longer than MAX_LINE (noise to its end)
 
     def feed(self, data: bytes) -> None:
         self._buf += data
         while True:
             nl = self._buf.find(b"\n")
             if nl < 0:
-                if len(self._buf) > MAX_LINE:  # a line that never ends is noise
+                if len(self._buf) > MAX_LINE:  # a line that never ends is noise ...
                     self._noise(bytes(self._buf))
                     self._buf.clear()
+                    self._overlong = True  # ... up to its newline, however it arrives
                 return
             line = bytes(self._buf[: nl + 1])
             del self._buf[: nl + 1]
+            if self._overlong or len(line) > MAX_LINE:  # the same verdict in one piece or many
+                self._overlong = False
+                self._noise(line)
+                continue
             self._line(line)
 
     def finish(self) -> Session:
