@@ -614,11 +614,11 @@ def test_regression_an_overlong_line_is_noise_in_one_piece_or_many() -> None:
     from generator.targets.protocol import MAX_LINE
 
     raw = (encode_frame(0, "HELLO", 1, "0.1", "host", "infer", "none", 0)
-           + encode_frame(1, "LOG", "x" * (MAX_LINE + 10)) + encode_frame(2, "END", 0))
+           + encode_frame(1, "LOG", "x" * (MAX_LINE + 500)) + encode_frame(2, "END", 0))
     whole = parse_stream(raw)
     p = Parser()
-    for i in range(0, len(raw), 1000):
-        p.feed(raw[i:i + 1000])
+    for i in range(0, len(raw), 100):  # the buffer passes MAX_LINE before the newline comes
+        p.feed(raw[i:i + 100])
     pieces = p.finish()
     assert _summary(whole) == _summary(pieces)
     assert whole.logs == [] and whole.status == 0 and whole.noise_bytes > MAX_LINE
