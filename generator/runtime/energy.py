@@ -147,7 +147,8 @@ def format_runtime_energy(rep: dict[str, Any]) -> str:
     unit = rep.get("unit", "cycles")
     instr = unit == "instructions"
     per = " × emulated instructions" if instr else ""
-    count, commit = ("instructions", "commit instr") if instr else ("cycles", "commit cyc")
+    count, commit = {"instructions": ("instructions", "commit instr"),
+                     "none": ("no counter", "no counter")}.get(unit, ("cycles", "commit cyc"))
     source = f" from {rep['source']}" if rep.get("source") else ""
     lines = [f"  runtime energy at {rep['pj_per_cycle']:g} pJ/cycle{per} "
              f"({rep['inferences']} inference(s), all boots; counts: {unit}{source}):",
