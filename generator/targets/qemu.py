@@ -32,22 +32,28 @@ def qemu_binary() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _console_socket() -> socket.socket:
+    """A listening TCP socket on a free loopback port, handed to QEMU by file descriptor: the
+    port is ours from the start, so two QEMUs started at once never race for one port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s
 
 
-def qemu_command(board: Board, elf: Path, port: int,
+def qemu_command(board: Board, elf: Path, console_fd: int,
                  extra_args: list[str] | None = None) -> list[str]:
-    """``extra_args`` are appended (e.g. ``-device loader,...`` to preload memory)."""
+    """``console_fd`` is a listening socket QEMU serves the console on (it waits for the host
+    to connect before the guest starts); ``extra_args`` are appended (e.g. ``-device
+    loader,...`` to preload memory)."""
     q = board.qemu
     cmd = [qemu_binary(), "-machine", q["machine"]]
     if q.get("cpu"):
         cmd += ["-cpu", q["cpu"]]
     cmd += [
         "-display", "none", "-monitor", "none",
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-chardev", f"socket,id=console,fd={console_fd},server=on,wait=on",
+        "-serial", "chardev:console",
         "-semihosting-config", "enable=on,target=native",
         "-icount", f"shift={int(q['icount_shift'])}",
         "-kernel", str(elf),
@@ -69,44 +75,44 @@ class QemuTarget(Target):
         if not elf.is_file():
             raise TargetError(f"no firmware image at {elf}; build it first")
         t0 = time.monotonic()
-        for attempt in range(3):
-            port = _free_port()
-            cmd = qemu_command(self.board, elf, port, self.extra_args)
-            stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+        listener = _console_socket()
+        port = int(listener.getsockname()[1])
+        cmd = qemu_command(self.board, elf, listener.fileno(), self.extra_args)
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+        try:
             proc = popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=stderr)  # in its own group, dies with sweetspot
+                         stderr=stderr, pass_fds=[listener.fileno()])  # dies with sweetspot
+        finally:
+            listener.close()  # QEMU holds its own copy
+        try:
+            ser = self._connect(proc, port)
+            if ser is None:  # QEMU died before serving the console
+                proc.wait(timeout=5)
+                stderr.seek(0)
+                err = stderr.read().decode(errors="replace").strip()
+                raise TargetError(f"{QEMU} exited with status {proc.returncode} before "
+                                  f"starting: {err or '(no message)'}")
+            capture = bytearray()
             try:
-                ser = self._connect(proc, port)
-                if ser is None:  # QEMU died before listening (e.g. the port was taken): retry
-                    proc.wait(timeout=5)
-                    stderr.seek(0)
-                    err = stderr.read().decode(errors="replace").strip()
-                    if "Address already in use" in err and attempt < 2:
-                        continue
-                    raise TargetError(f"{QEMU} exited with status {proc.returncode} before "
-                                      f"starting: {err or '(no message)'}")
-                capture = bytearray()
-                try:
-                    session = read_session(ser, timeout,
-                                           stopped=lambda p=proc: p.poll() is not None,
-                                           what=f"{self.board.name} ({elf.name})",
-                                           capture=capture)
-                finally:
-                    ser.close()
-                try:
-                    code = proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    end_process(proc)
-                    raise TargetError(f"{QEMU} did not exit after the firmware ended") from None
-                out = RunOutput(board=self.board.name, session=session, exit_code=code,
-                                wall_s=time.monotonic() - t0, console=bytes(capture))
-                out.extra["qemu_command"] = cmd
-                self._save_log(out)
-                return out
+                session = read_session(ser, timeout,
+                                       stopped=lambda p=proc: p.poll() is not None,
+                                       what=f"{self.board.name} ({elf.name})",
+                                       capture=capture)
             finally:
+                ser.close()
+            try:
+                code = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 end_process(proc)
-                stderr.close()
-        raise TargetError(f"could not start {QEMU}")  # pragma: no cover
+                raise TargetError(f"{QEMU} did not exit after the firmware ended") from None
+            out = RunOutput(board=self.board.name, session=session, exit_code=code,
+                            wall_s=time.monotonic() - t0, console=bytes(capture))
+            out.extra["qemu_command"] = cmd
+            self._save_log(out)
+            return out
+        finally:
+            end_process(proc)
+            stderr.close()
 
     @staticmethod
     def _connect(proc: subprocess.Popen[bytes], port: int) -> serial.SerialBase | None:
