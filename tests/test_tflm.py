@@ -384,7 +384,7 @@ def test_setup_test_command_uses_shared_tflite_micro(tmp_path, with_shared, give
     that folder exists and no checkout is named; a named checkout wins."""
     require_tool("bash")
     if shutil.which("dpkg-query") is None:
-        pytest.skip("sweetspot.sh checks Debian packages with dpkg-query")
+        missing("dpkg-query is not installed (sweetspot.sh checks Debian packages with it)")
     proj = _fake_project(tmp_path, with_shared)
     env = {k: v for k, v in os.environ.items() if k != tflm.ENV_ROOT}
     if given:
