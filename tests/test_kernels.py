@@ -58,6 +58,12 @@ def _conv_cases() -> list[Case]:
     conv((1, 5, 5, 16), 12, kernel=(3, 3), padding="SAME", activation="RELU")  # blocks of 2
     conv((1, 3, 7, 28), 5, kernel=(3, 3), stride=(1, 2), padding="SAME")  # 252 B patches
     conv((1, 6, 6, 20), 3, kernel=(1, 1), padding="VALID")  # pointwise read in place
+    # patches past the GEMM buffer: the tiled path (chunks, channel groups of 32)
+    conv((1, 6, 6, 64), 32, kernel=(3, 3), padding="SAME", activation="RELU")
+    conv((1, 7, 7, 48), 40, kernel=(5, 5), stride=(2, 2), padding="SAME")
+    conv((1, 3, 3, 600), 20, kernel=(1, 1), padding="VALID")
+    conv((1, 5, 7, 33), 70, kernel=(3, 3), padding="VALID", dilation=(1, 2))
+    conv((1, 9, 9, 3), 5, kernel=(11, 11), stride=(2, 2), padding="SAME", activation="RELU6")
 
     def big_multiplier(groups: int) -> Callable[[ModelBuilder], object]:
         def f(b: ModelBuilder) -> object:  # output LSB below the accumulator's: left shifts
@@ -66,7 +72,13 @@ def _conv_cases() -> list[Case]:
                             out_q=QParams(x.q.scale * 0.00025, 3))
         return f
 
+    def big_multiplier_tiled(b: ModelBuilder) -> object:
+        x = b.input((1, 4, 5, 40))
+        return b.conv2d(x, 36, kernel=(3, 3), padding="SAME",
+                        out_q=QParams(x.q.scale * 0.00025, -5))
+
     c.append(("conv left shift (longhand requantization)", big_multiplier(1)))
+    c.append(("conv left shift, tiled", big_multiplier_tiled))
     c.append(("conv left shift, grouped", big_multiplier(2)))
     return c
 

@@ -59,23 +59,32 @@ def _taps(g: Graph, oy: int, ox: int) -> list[tuple[int, int]]:
 
 def _conv_events(g: Graph) -> list[tuple[str, int]]:
     """ss_conv.c, GEMM path: per block of output pixels (4 or 2 while that many remain, then 2,
-    then 1), gather every patch, then per output channel write the block's pixels."""
+    then 1), gather every patch, then per output channel write the block's pixels. Tiled path
+    (patches over 256 bytes): blocks of 4 (the last one shorter), output channels in groups of
+    32; per group gather every patch of the block (chunk by chunk: the same bytes), then write
+    the group's channels of the block's pixels."""
     n, in_h, in_w, in_c = g.tensor(0).shape
     out_c, kh, kw, fic = g.tensor(1).shape
     _, oh, ow, _ = g.tensor(2).shape
-    block = schedule.conv_block_pixels(schedule.conv_k4(kh, kw, fic))
+    tiled = kh * kw * fic > 256
+    block = 4 if tiled else schedule.conv_block_pixels(schedule.conv_k4(kh, kw, fic))
+    groups = [(a, min(a + 32, out_c)) for a in range(0, out_c, 32)] if tiled else [(0, out_c)]
     ev: list[tuple[str, int]] = []
     pixels = oh * ow
     for b in range(n):
         start = 0
         while start < pixels:  # blocks of `block`, then of 2 (the last maybe of 1)
-            stop = start + (block if pixels - start >= block else min(2, pixels - start))
-            for p in range(start, stop):
-                for iy, ix in _taps(g, p // ow, p % ow):
-                    base = ((b * in_h + iy) * in_w + ix) * in_c
-                    ev += [("r", base + ci) for ci in range(in_c)]
-            for oc in range(out_c):
-                ev += [("w", (b * pixels + p) * out_c + oc) for p in range(start, stop)]
+            if tiled:
+                stop = min(start + 4, pixels)
+            else:
+                stop = start + (block if pixels - start >= block else min(2, pixels - start))
+            for g0, g1 in groups:
+                for p in range(start, stop):
+                    for iy, ix in _taps(g, p // ow, p % ow):
+                        base = ((b * in_h + iy) * in_w + ix) * in_c
+                        ev += [("r", base + ci) for ci in range(in_c)]
+                for oc in range(g0, g1):
+                    ev += [("w", (b * pixels + p) * out_c + oc) for p in range(start, stop)]
             start = stop
     return ev
 
@@ -115,9 +124,9 @@ def _violations(events: list[tuple[str, int]], in_bytes: int, out_bytes: int, ga
     return bad
 
 
-def _random_geometry(rng: np.random.Generator, kind: str) -> Graph:
+def _random_geometry(rng: np.random.Generator, kind: str, tiled: bool = False) -> Graph:
     h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
-    c = int(rng.integers(1, 9))
+    c = int(rng.integers(1, 9)) if not tiled else int(rng.integers(29, 70))
     kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
     dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) if rng.random() < 0.3 else (1, 1)
@@ -126,8 +135,12 @@ def _random_geometry(rng: np.random.Generator, kind: str) -> Graph:
         h, w = max(h, (kh - 1) * dil[0] + 1), max(w, (kw - 1) * dil[1] + 1)
     n = 2 if rng.random() < 0.2 else 1
     if kind == "CONV_2D":
-        out_c = int(rng.integers(1, 9))
-        if rng.random() < 0.3:  # pointwise, often expanding
+        out_c = int(rng.integers(1, 9)) if not tiled else int(rng.integers(1, 80))
+        if tiled:  # 3x3 and larger windows: patches past the GEMM buffer
+            kh, kw = int(rng.integers(3, 6)), int(rng.integers(3, 4))
+            if padding == "VALID":
+                h, w = max(h, (kh - 1) * dil[0] + 1), max(w, (kw - 1) * dil[1] + 1)
+        elif rng.random() < 0.3:  # pointwise, often expanding
             kh = kw = 1
             stride, dil, padding = (1, 1), (1, 1), "VALID"
     else:
@@ -135,12 +148,17 @@ def _random_geometry(rng: np.random.Generator, kind: str) -> Graph:
     return _conv_graph(kind, n, h, w, c, out_c, (kh, kw), stride, dil, padding)
 
 
-@pytest.mark.parametrize("kind", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+@pytest.mark.parametrize("kind", ["CONV_2D", "CONV_2D tiled", "DEPTHWISE_CONV_2D"])
 def test_min_gap_is_safe_and_tight(kind: str) -> None:
-    rng = np.random.default_rng(5 if kind == "CONV_2D" else 6)
+    tiled = kind.endswith("tiled")
+    kind = kind.split()[0]
+    rng = np.random.default_rng((5 if kind == "CONV_2D" else 6) + 10 * tiled)
     tight = 0
     for _ in range(120):
-        g = _random_geometry(rng, kind)
+        g = _random_geometry(rng, kind, tiled)
+        if tiled:
+            w = g.tensor(1).shape
+            assert schedule.conv_path(w[3], w[3], w[1], w[2]) == schedule.CONV_TILED
         op = g.operators[0]
         gap = schedule.min_gap(g, op, 0)
         assert gap is not None
@@ -156,7 +174,7 @@ def test_min_gap_is_safe_and_tight(kind: str) -> None:
         if gap > -xb:  # one byte less lets the output reach a byte still to be read
             assert _violations(events, xb, yb, gap - 1) > 0, (g.tensor(0).shape, gap)
             tight += 1
-    assert tight > 80
+    assert tight > (40 if tiled else 80)
 
 
 def test_hand_worked_gaps() -> None:
@@ -204,3 +222,16 @@ def test_block_decomposition_by_hand() -> None:
     assert schedule.conv_blocks(7, 4) == [(0, 4, 4), (4, 2, 2), (6, 2, 1)]
     assert schedule.conv_blocks(5, 2) == [(0, 2, 2), (2, 2, 2), (4, 2, 1)]
     assert schedule.conv_blocks(1, 4) == [(0, 2, 1)]
+    assert schedule.conv_tiled_blocks(9) == [(0, 4, 4), (4, 4, 4), (8, 4, 1)]
+    assert schedule.conv_tile_groups(70) == [(0, 32), (32, 64), (64, 70)]
+
+
+def test_tiles_cover_the_patch_in_the_buffer() -> None:
+    # 3x3x64 = 576 bytes: 5 chunks of 116 (580, 4 bytes of zero weights); 1x1x600: 5 of 120
+    assert schedule.conv_tile(3, 3, 64) == (116, 5)
+    assert schedule.conv_tile(1, 1, 600) == (120, 5)
+    for k in range(257, 3000, 7):
+        chunk, chunks = schedule.conv_tile(1, 1, k)
+        assert chunk % 4 == 0 and 4 * chunk <= schedule.CONV_COL_ELEMS
+        assert chunk * chunks >= k and chunk * (chunks - 1) < k
+        assert chunks == -(-k // (schedule.CONV_COL_ELEMS // 4))

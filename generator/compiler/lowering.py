@@ -242,17 +242,26 @@ def _conv(ctx: _Ctx) -> str:
     in_off = -zx
     path = schedule.conv_path(in_c, fic, k_h, k_w)
     k = k_h * k_w * fic
+    chunk, chunks = k, 1
     if path == schedule.CONV_GEMM:
         k_stride = schedule.conv_k4(k_h, k_w, fic)
         block = schedule.conv_block_pixels(k_stride)
-        start = bias + in_off * wmat.sum(axis=1)  # folded: padding reads the zero point
-        x_abs = 128
+        chunk = k_stride
+    elif path == schedule.CONV_TILED:
+        chunk, chunks = schedule.conv_tile(k_h, k_w, fic)
+        k_stride, block = chunk * chunks, schedule.CONV_MAX_BLOCK
     else:
         k_stride, block = k, 0
+    if path == schedule.CONV_GENERIC:
         start = bias  # the generic path adds the offset per tap
         x_abs = 255
+    else:
+        start = bias + in_off * wmat.sum(axis=1)  # folded: padding reads the zero point
+        x_abs = 128
     rows = np.zeros((out_c, k_stride), dtype=np.int64)
     rows[:, :k] = wmat
+    if path == schedule.CONV_TILED:  # chunk-major: [chunk][out_c][chunk bytes]
+        rows = rows.reshape(out_c, chunks, chunk).transpose(1, 0, 2).reshape(out_c, k_stride)
     act_min, act_max = _act(ctx, y)
     chan, fast = _chan_records(ctx, start, mults, shifts, zy, np.abs(wmat).sum(axis=1), x_abs)
     wname = ctx.array("w", "int8_t", int_values(rows))
@@ -266,7 +275,9 @@ def _conv(ctx: _Ctx) -> str:
         u("stride_h", o["stride_h"]), u("stride_w", o["stride_w"]),
         u("dil_h", o["dilation_h"]), u("dil_w", o["dilation_w"]),
         u("pad_h", pad_h), u("pad_w", pad_w), u("k_stride", k_stride),
-        ("path", "SS_CONV_GEMM" if path == schedule.CONV_GEMM else "SS_CONV_GENERIC"),
+        u("chunk", chunk),
+        ("path", {schedule.CONV_GEMM: "SS_CONV_GEMM", schedule.CONV_TILED: "SS_CONV_TILED"}
+         .get(path, "SS_CONV_GENERIC")),
         ("block", str(block)), ("rq_fast", fast), ("full_range", _full_range(act_min, act_max)),
         ("input_offset", c_int(in_off)), ("output_offset", c_int(zy)),
         ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
@@ -274,7 +285,9 @@ def _conv(ctx: _Ctx) -> str:
     ])
     ctx.kernels.add("ss_conv.c")
     ctx.body.append(f"ss_conv_s8(&{p}, {ctx.ptr(x, const=True)}, {ctx.ptr(y)});")
-    how = f"GEMM x{block}" if path == schedule.CONV_GEMM else "generic"
+    how = {schedule.CONV_GEMM: f"GEMM x{block}",
+           schedule.CONV_TILED: f"tiled GEMM x{block}, {chunks} chunks of {chunk} B"
+           }.get(path, "generic")
     return (f"{k_h}x{k_w}/{o['stride_h']}x{o['stride_w']} {o['padding']} "
             f"{in_c}->{out_c} ch, {o['fused_activation']}; {how}, "
             f"{'fast' if fast == '1' else 'longhand'} requantization")

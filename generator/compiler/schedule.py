@@ -3,10 +3,15 @@
 Two things live here because the memory planner (:mod:`generator.compiler.plan`) and the kernels'
 parameter preparation (:mod:`generator.compiler.lowering`) must agree on them exactly:
 
-* **Paths and block sizes.** CONV_2D runs either the *GEMM* path (output pixels in blocks of
+* **Paths and block sizes.** CONV_2D runs the *GEMM* path (output pixels in blocks of
   :func:`conv_block_pixels`; every patch of a block is gathered into a stack buffer before any
-  output of the block is written) or the *generic* path (clipped taps, TFLM's loop order). The
-  generator picks the path and the block size and passes them to the kernel, which obeys.
+  output of the block is written), the *tiled* GEMM path for patches longer than that buffer
+  (blocks of :data:`CONV_MAX_BLOCK` pixels, :func:`conv_tiled_blocks`; output channels in groups
+  of :data:`CONV_TILE_CHANNELS`; per group the patches are gathered chunk after chunk of
+  :func:`conv_tile` bytes and accumulated into int32 sums, then the group's outputs of the block
+  are requantized and written), or the *generic* path (grouped convolutions: clipped taps,
+  TFLM's loop order). The generator picks the path, block and chunk sizes and passes them to the
+  kernel, which obeys.
 
 * **In-place safety.** An operator may write its output over an input whose last use it is,
   provided the output starts early enough: with the input at arena offset ``I`` and the output
@@ -38,10 +43,14 @@ __all__ = [
     "CONV_COL_ELEMS",
     "CONV_GEMM",
     "CONV_GENERIC",
+    "CONV_TILED",
     "ANY_GAP",
     "Schedule",
     "conv_block_pixels",
     "conv_path",
+    "conv_tile",
+    "conv_tile_groups",
+    "conv_tiled_blocks",
     "gap_from_schedule",
     "min_gap",
     "op_schedule",
@@ -50,11 +59,14 @@ __all__ = [
 #: CONV_2D paths (the kernel's ``path`` parameter).
 CONV_GEMM = 0
 CONV_GENERIC = 1
+CONV_TILED = 2
 #: The GEMM path's stack buffer holds block_pixels * k4 patch elements at most (int16 pairs on
 #: DSP cores, bytes elsewhere): 1 KiB of stack on a DSP core.
 CONV_COL_ELEMS = 512
 #: Largest block of output pixels (the kernel has blocks of 4 and 2).
 CONV_MAX_BLOCK = 4
+#: Output channels per group on the tiled path (its int32 sums: CONV_MAX_BLOCK * this, 512 B).
+CONV_TILE_CHANNELS = 32
 #: Returned when nothing is read after anything is written: any overlap is safe.
 ANY_GAP = -(1 << 62)
 
@@ -68,7 +80,30 @@ def conv_path(in_c: int, fic: int, k_h: int, k_w: int) -> int:
     """The CONV_2D path for these filter dimensions."""
     if fic != in_c:  # grouped convolution
         return CONV_GENERIC
-    return CONV_GEMM if conv_block_pixels(conv_k4(k_h, k_w, fic)) else CONV_GENERIC
+    return CONV_GEMM if conv_block_pixels(conv_k4(k_h, k_w, fic)) else CONV_TILED
+
+
+def conv_tile(k_h: int, k_w: int, fic: int) -> tuple[int, int]:
+    """(chunk bytes, chunks) of a patch on the tiled path: equal chunks of whole words, each
+    small enough for a block of CONV_MAX_BLOCK pixels in the stack buffer, as few as possible
+    and with the least zero padding (the filter row is chunks * chunk bytes)."""
+    k = k_h * k_w * fic
+    most = CONV_COL_ELEMS // CONV_MAX_BLOCK
+    chunks = -(-k // most)
+    chunk = (-(-k // chunks) + 3) // 4 * 4
+    return chunk, chunks
+
+
+def conv_tiled_blocks(pixels: int) -> list[tuple[int, int, int]]:
+    """The tiled path's blocks: (first pixel, slots, pixels computed), CONV_MAX_BLOCK slots each,
+    the last block's spare slots repeating its last pixel (computed, never stored)."""
+    return [(px, CONV_MAX_BLOCK, min(CONV_MAX_BLOCK, pixels - px))
+            for px in range(0, pixels, CONV_MAX_BLOCK)]
+
+
+def conv_tile_groups(out_c: int) -> list[tuple[int, int]]:
+    """The tiled path's output channel groups [first, stop), in order."""
+    return [(g, min(g + CONV_TILE_CHANNELS, out_c)) for g in range(0, out_c, CONV_TILE_CHANNELS)]
 
 
 def conv_blocks(pixels: int, block: int) -> list[tuple[int, int, int]]:
@@ -177,26 +212,34 @@ def _conv_geometry(graph: Graph, op: Operator) -> dict[str, int]:
 def _conv_schedule(graph: Graph, op: Operator) -> Schedule | None:
     """CONV_2D on the GEMM path: per block of output pixels (:func:`conv_blocks`), all patches
     are gathered (read) before the block's outputs are written; blocks run in pixel order,
-    batch after batch."""
+    batch after batch. On the tiled path the same per channel group of a block: the group reads
+    the block's patches (chunk by chunk), then writes its channels of the block's pixels."""
     x = graph.tensor(op.inputs[0])
     w = graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     n, in_h, in_w, in_c = x.shape
     out_c, k_h, k_w, fic = w.shape
     _, out_h, out_w, _ = y.shape
-    if conv_path(in_c, fic, k_h, k_w) != CONV_GEMM:
+    path = conv_path(in_c, fic, k_h, k_w)
+    if path == CONV_GEMM:
+        blocks = conv_blocks(out_h * out_w, conv_block_pixels(conv_k4(k_h, k_w, fic)))
+        groups = [(0, out_c)]
+    elif path == CONV_TILED:
+        blocks = conv_tiled_blocks(out_h * out_w)
+        groups = conv_tile_groups(out_c)
+    else:
         return None
-    block = conv_block_pixels(conv_k4(k_h, k_w, fic))
     g = _conv_geometry(graph, op)
     first_pix = _window_min_pixel(g, x.shape, (out_h, out_w), k_h, k_w)
     pixels = out_h * out_w
     reads, writes = [], []
     for b in range(n):
-        for start, _, count in conv_blocks(pixels, block):
+        for start, _, count in blocks:
             stop = start + count
             lo = first_pix[start:stop].min()
-            reads.append(lo if lo == _NONE_READ else (b * in_h * in_w + lo) * in_c)
-            writes.append((b * pixels + stop) * out_c - 1)
+            for _, g1 in groups:
+                reads.append(lo if lo == _NONE_READ else (b * in_h * in_w + lo) * in_c)
+                writes.append((b * pixels + stop - 1) * out_c + g1 - 1)
     return Schedule(np.array(reads, dtype=np.int64), np.array(writes, dtype=np.int64))
 
 

@@ -17,9 +17,16 @@
  * scheduled assembly for blocks of 4 and 2 pixels); elsewhere (SS_SIMD=0, Cortex-M0) it holds
  * the bytes and the loop is scalar.
  *
- * Generic path (grouped convolution, patches too long for the buffer): taps clipped to the
- * image, the offset added per tap (TFLM's loop order); the channel record starts at the plain
- * bias. It never runs in place. */
+ * Tiled path (patches longer than the buffer allows): blocks of 4 output pixels (the last
+ * block's spare slots repeat its last pixel: computed, never stored), output channels in groups
+ * of SS_CONV_TILE_CHANNELS. Per group the patches are gathered chunk after chunk (p->chunk bytes,
+ * the filter stored chunk-major so a chunk's rows are contiguous), each chunk's dot products
+ * added into int32 sums on the stack (integer addition: the same sums as one long dot product),
+ * then the group's outputs of the block are requantized and written. A group reads all of the
+ * block's patches before it writes; generator/schedule.py relies on that.
+ *
+ * Generic path (grouped convolution): taps clipped to the image, the offset added per tap
+ * (TFLM's loop order); the channel record starts at the plain bias. It never runs in place. */
 #include <string.h>
 
 #include "ss_fixedpoint.h"
@@ -283,6 +290,12 @@ SS_ASM_BLOCK_FN(ss_conv_blk4_ff, SS_ASM_Q4,
                 "add r10, r8, r9, lsl #1\n\t"
                 SS_ASM_RQ("r2") "strb r2, [r10]\n\t"
                 SS_ASM_RQ("r3") "strb r3, [r10, r9]\n\t");
+/* The tiled path's chunk kernel: the same loop, the 4 sums of every channel loaded from and
+ * stored back to an int32 array ([channel][4], passed as `out`) instead of requantized. */
+void ss_conv_blk4_acc(const ss_blk_args_t *a);
+SS_ASM_BLOCK_FN(ss_conv_blk4_acc, SS_ASM_Q4,
+                "ldr r4, [sp, #16]\n\tldmia r4, {r0, r1, r2, r3}\n\t",
+                "stmia r8, {r0, r1, r2, r3}\n\tadd r8, r8, #15\n\t");
 SS_ASM_BLOCK_FN(ss_conv_blk2_ff, SS_ASM_Q2,
                 "mov r1, r0\n\t",
                 SS_ASM_RQ("r0") "strb r0, [r8]\n\t"
@@ -398,8 +411,130 @@ SS_SPECIALIZE void ss_conv_gemm(const ss_conv_params_t *p, const int8_t *input, 
     }
 }
 
+/* ---- the tiled path ----------------------------------------------------------------------- */
+
+/* Bytes [c0, c0 + len) of the patch of output pixel (oy, ox) (ss_conv_gather's layout: taps in
+ * filter order, the zero point outside the image, zeros past the patch) to dst. */
+static void ss_conv_gather_chunk(const ss_conv_params_t *p, const int8_t *in_b, int oy, int ox,
+                                 int c0, int len, int8_t *dst) {
+    const int in_c = p->in_c, k_w = p->k_w;
+    const int k = p->k_h * k_w * in_c;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    const int iy0 = oy * p->stride_h - p->pad_h;
+    const int ix0 = ox * p->stride_w - p->pad_w;
+    int e = c0;
+    const int end = c0 + len;
+    int tap = e / in_c;
+    int ch = e - tap * in_c;
+    int ky = tap / k_w;
+    int kx = tap - ky * k_w;
+    while (e < end && e < k) {
+        int seg = in_c - ch;
+        if (seg > end - e) {
+            seg = end - e;
+        }
+        const int iy = iy0 + ky * p->dil_h;
+        const int ix = ix0 + kx * p->dil_w;
+        if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+            ss_fill_bytes(dst, zp, seg);
+        } else {
+            ss_copy_bytes(dst, in_b + (iy * p->in_w + ix) * in_c + ch, seg);
+        }
+        dst += seg;
+        e += seg;
+        ch = 0;
+        if (++kx == k_w) {
+            kx = 0;
+            ky++;
+        }
+    }
+    for (; e < end; e++) {
+        *dst++ = 0;
+    }
+}
+
+SS_SPECIALIZE void ss_conv_tiled(const ss_conv_params_t *p, const int8_t *input, int8_t *output,
+                                 int fast, int full) {
+    enum { BLK = 4 };
+    const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
+    const int out_w = p->out_w, out_c = p->out_c;
+    const int chunk = p->chunk, chunks = p->k_stride / p->chunk;
+    const int pixels = p->out_h * out_w;
+    const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    int32_t acc[SS_CONV_TILE_CHANNELS * BLK];
+#if SS_SIMD
+    uint32_t col[SS_CONV_COL_ELEMS / 2];
+    int8_t patch[SS_CONV_COL_ELEMS / BLK];
+#else
+    int8_t col[SS_CONV_COL_ELEMS];
+#endif
+    for (int b = 0; b < p->batches; b++) {
+        const int8_t *in_b = input + b * in_h * in_w * in_c;
+        int8_t *out_b = output + b * pixels * out_c;
+        for (int px = 0; px < pixels; px += BLK) {
+            const int n = pixels - px < BLK ? pixels - px : BLK;
+            for (int g0 = 0; g0 < out_c; g0 += SS_CONV_TILE_CHANNELS) {
+                const int gn = out_c - g0 < SS_CONV_TILE_CHANNELS ? out_c - g0
+                                                                  : SS_CONV_TILE_CHANNELS;
+                for (int j = 0; j < gn; j++) {
+                    const int32_t s = p->chan[4 * (g0 + j)];
+                    acc[BLK * j] = s;
+                    acc[BLK * j + 1] = s;
+                    acc[BLK * j + 2] = s;
+                    acc[BLK * j + 3] = s;
+                }
+                for (int c = 0; c < chunks; c++) {
+                    /* the block's pixels' chunk c (spare slots repeat the last pixel) */
+                    for (int i = 0; i < BLK; i++) {
+                        const int q = px + (i < n ? i : n - 1);
+                        const int oy = q / out_w, ox = q - (q / out_w) * out_w;
+#if SS_SIMD
+                        ss_conv_gather_chunk(p, in_b, oy, ox, c * chunk, chunk, patch);
+                        ss_conv_expand(patch, chunk, BLK, i, col);
+#else
+                        ss_conv_gather_chunk(p, in_b, oy, ox, c * chunk, chunk,
+                                             col + i * chunk);
+#endif
+                    }
+                    const int8_t *w = p->filter + ((size_t)c * out_c + g0) * chunk;
+#if SS_CONV_ASM
+                    const ss_blk_args_t args = {col, chunk, 0, p->chan + 4 * g0,
+                                                (int8_t *)acc, w, gn};
+                    ss_conv_blk4_acc(&args);
+#else
+                    for (int j = 0; j < gn; j++) {
+#if SS_SIMD
+                        ss_mk(col, w + j * chunk, chunk >> 2, BLK, acc + BLK * j);
+#else
+                        for (int i = 0; i < BLK; i++) {
+                            acc[BLK * j + i] = ss_dot_s8(col + i * chunk, w + j * chunk, chunk,
+                                                         acc[BLK * j + i]);
+                        }
+#endif
+                    }
+#endif
+                }
+                const int32_t *rec = p->chan + 4 * g0;
+                int8_t *out = out_b + px * out_c + g0;
+                for (int j = 0; j < gn; j++) {
+                    for (int i = 0; i < n; i++) {
+                        out[i * out_c + j] = ss_rq(acc[BLK * j + i], rec, fast, full, zp, lo, hi);
+                    }
+                    rec += 4;
+                }
+            }
+        }
+    }
+}
+
 void ss_conv_s8(const ss_conv_params_t *p, const int8_t *input, int8_t *output) {
-    if (p->path != SS_CONV_GEMM) {
+    if (p->path == SS_CONV_TILED) {
+        if (p->rq_fast && p->full_range) {
+            ss_conv_tiled(p, input, output, 1, 1);
+        } else {
+            ss_conv_tiled(p, input, output, p->rq_fast, p->full_range);
+        }
+    } else if (p->path != SS_CONV_GEMM) {
         ss_conv_generic(p, input, output);
     } else if (p->rq_fast && p->full_range) {
         ss_conv_gemm(p, input, output, 1, 1);

@@ -18,7 +18,10 @@
 
 /* ---- CONV_2D (int8 activations, int8 weights OHWI, int32 bias, per-channel requant) -------- */
 #define SS_CONV_GEMM 0u    /* patches of `block` output pixels gathered, then a GEMM */
-#define SS_CONV_GENERIC 1u /* taps clipped to the image, TFLM's order (grouped, long patches) */
+#define SS_CONV_GENERIC 1u /* taps clipped to the image, TFLM's order (grouped convolutions) */
+#define SS_CONV_TILED 2u   /* GEMM over patch chunks of `chunk` bytes, int32 partial sums */
+/* The tiled path's output channels per group (its partial sums: 4 * this int32 on the stack). */
+#define SS_CONV_TILE_CHANNELS 32
 /* The GEMM path's stack buffer: block * k_stride patch elements at most (generator/schedule.py). */
 #define SS_CONV_COL_ELEMS 512
 typedef struct {
@@ -29,7 +32,9 @@ typedef struct {
     uint16_t pad_h, pad_w;
     uint16_t k_stride;  /* bytes per filter row: k_h * k_w * filter_in_c, on the GEMM path rounded
                            up to a multiple of 4 (zero weights in the tail) */
-    uint8_t path;       /* SS_CONV_GEMM or SS_CONV_GENERIC */
+    uint16_t chunk;     /* tiled path: bytes per patch chunk (k_stride = chunks * chunk, the
+                           filter stored chunk-major: [chunk][out_c][chunk bytes]) */
+    uint8_t path;       /* SS_CONV_GEMM, SS_CONV_TILED or SS_CONV_GENERIC */
     uint8_t block;      /* output pixels per GEMM block (1..4), block * k_stride <= COL_ELEMS */
     uint8_t rq_fast;    /* requantization form of the channel records */
     uint8_t full_range; /* act_min == -128 and act_max == 127 */
