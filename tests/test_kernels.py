@@ -58,12 +58,6 @@ def _conv_cases() -> list[Case]:
     conv((1, 5, 5, 16), 12, kernel=(3, 3), padding="SAME", activation="RELU")  # blocks of 2
     conv((1, 3, 7, 28), 5, kernel=(3, 3), stride=(1, 2), padding="SAME")  # 252 B patches
     conv((1, 6, 6, 20), 3, kernel=(1, 1), padding="VALID")  # pointwise read in place
-    # patches past the GEMM buffer: the tiled path (chunks, channel groups of 32)
-    conv((1, 6, 6, 64), 32, kernel=(3, 3), padding="SAME", activation="RELU")
-    conv((1, 7, 7, 48), 40, kernel=(5, 5), stride=(2, 2), padding="SAME")
-    conv((1, 3, 3, 600), 20, kernel=(1, 1), padding="VALID")
-    conv((1, 5, 7, 33), 70, kernel=(3, 3), padding="VALID", dilation=(1, 2))
-    conv((1, 9, 9, 3), 5, kernel=(11, 11), stride=(2, 2), padding="SAME", activation="RELU6")
 
     def big_multiplier(groups: int) -> Callable[[ModelBuilder], object]:
         def f(b: ModelBuilder) -> object:  # output LSB below the accumulator's: left shifts
@@ -72,14 +66,34 @@ def _conv_cases() -> list[Case]:
                             out_q=QParams(x.q.scale * 0.00025, 3))
         return f
 
-    def big_multiplier_tiled(b: ModelBuilder) -> object:
+    c.append(("conv left shift (longhand requantization)", big_multiplier(1)))
+    c.append(("conv left shift, grouped", big_multiplier(2)))
+    return c
+
+
+def _conv_tiled_cases() -> list[Case]:
+    """Patches past the GEMM buffer (over 256 bytes): the tiled path, patch chunks summed in
+    int32, output channels in groups of 32 (sized to fit the Cortex-M0 twin's RAM)."""
+    c: list[Case] = []
+
+    def conv(shape, out_c, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            return b.conv2d(b.input(shape), out_c, **kw)
+        c.append((f"conv {shape}->{out_c} " + " ".join(f"{k}={v}" for k, v in kw.items()), f))
+
+    conv((1, 5, 5, 64), 32, kernel=(3, 3), padding="SAME", activation="RELU")  # 5 x 116 B
+    conv((1, 5, 5, 48), 40, kernel=(5, 5), stride=(2, 2), padding="SAME")  # 2 channel groups
+    conv((1, 1, 2, 600), 20, kernel=(1, 1), padding="VALID")
+    conv((1, 5, 7, 33), 70, kernel=(3, 3), padding="VALID", dilation=(1, 2))  # 3 groups
+    conv((1, 9, 9, 3), 5, kernel=(11, 11), stride=(2, 2), padding="SAME", activation="RELU6")
+    conv((2, 3, 3, 36), 9, kernel=(3, 3), stride=(2, 1), padding="SAME", per_channel=False)
+
+    def big_multiplier(b: ModelBuilder) -> object:  # longhand requantization
         x = b.input((1, 4, 5, 40))
         return b.conv2d(x, 36, kernel=(3, 3), padding="SAME",
                         out_q=QParams(x.q.scale * 0.00025, -5))
 
-    c.append(("conv left shift (longhand requantization)", big_multiplier(1)))
-    c.append(("conv left shift, tiled", big_multiplier_tiled))
-    c.append(("conv left shift, grouped", big_multiplier(2)))
+    c.append(("conv tiled, left shift (longhand requantization)", big_multiplier))
     return c
 
 
@@ -382,6 +396,7 @@ def _network_cases() -> list[Case]:
 
 GROUPS: dict[str, Callable[[], list[Case]]] = {
     "conv": _conv_cases,
+    "conv_tiled": _conv_tiled_cases,
     "depthwise": _dw_cases,
     "fully_connected": _fc_cases,
     "pool": _pool_cases,
@@ -417,7 +432,8 @@ def test_operator_group_matches_tflm(group: str, tmp_path: Path) -> None:
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:20])
 
 
-@pytest.mark.parametrize("group", ["conv", "depthwise", "fully_connected", "networks"])
+@pytest.mark.parametrize("group", ["conv", "conv_tiled", "depthwise", "fully_connected",
+                                   "networks"])
 def test_scalar_reference_loops_match_tflm(group: str, tmp_path: Path) -> None:
     """The same generated sources with the packed (SIMD) inner loops switched off: the plain
     scalar reference loops, which Cortex-M0 builds use, also equal TFLM."""
