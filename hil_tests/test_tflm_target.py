@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 
 from generator.boards import load_board
+from generator.build.tflm_library import check_cxx
 from generator.compiler.plan import tflm_arena
 from generator.errors import FirmwareFault
+from generator.firmware import MANIFEST
 from generator.runner import RunRequest, run
 from generator.tflm import tree as tflm
 from generator.tflm.app import compare_tensors
@@ -44,7 +46,7 @@ def checkout() -> Path:
         missing(f"zoo models not available: {ZOO} is absent (it lives in ../shared)")
     problem = None
     try:
-        tflm.check_cxx(load_board("qemu_m33"))
+        check_cxx(load_board("qemu_m33"))
     except tflm.TflmSetupError as e:
         problem = str(e).splitlines()[0]
     if problem:
@@ -141,3 +143,22 @@ def test_sweetspot_run_backend_tflm(checkout, tmp_path):
     assert doc["app_info"]["backend"] == "tflm"
     assert doc["checks"] and all(c["ok"] for c in doc["checks"].values())
     assert "check output0: OK" in p.stdout
+
+
+def test_library_is_compiled_once_per_kernel_set_and_core(checkout, tmp_path):
+    """One library build per (kernel set, core): a TFLM build in a new directory takes every
+    library object from the backend's SCons cache and compiles only the generated glue."""
+    from generator.build import scons_command
+
+    _run("qemu_m33", IGN, tmp_path / "first")  # the library is in the cache after this at most
+    build = tmp_path / "second"
+    cmd = scons_command("qemu_m33", "infer", {"model": str(IGN), "backend": "tflm"}, build,
+                        ["-j2"])
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    compiled = [ln for ln in p.stdout.splitlines() if ln.startswith("CXX(tflm)")]
+    assert not compiled, f"{len(compiled)} library objects compiled again: {compiled[:3]}"
+    tree = tflm.tree_from_manifest(
+        json.loads((build / MANIFEST).read_text())["app_info"]["tflm"])
+    objs = list((build / "tflm" / "obj").rglob("*.o"))
+    assert len(objs) == len(tree.library_sources()) > 100
