@@ -17,7 +17,8 @@ from test_kernels import GROUPS, _build_group, _inplace_models  # noqa: E402
 
 from generator.compiler.modelgen import ModelBuilder, write_model  # noqa: E402
 
-GROUP_NAMES = ["conv", "conv_tiled", "depthwise", "fully_connected", "networks", "add", "mul"]
+GROUP_NAMES = ["conv", "conv_tiled", "depthwise", "depthwise_mult", "fully_connected", "networks",
+               "add", "mul"]
 IN_PLACE = sorted(_inplace_models())
 
 

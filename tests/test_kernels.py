@@ -127,6 +127,37 @@ def _dw_cases() -> list[Case]:
     return c
 
 
+def _dw_mult_cases() -> list[Case]:
+    """Depth multipliers > 1: chunks of four output channels (int16 weights, one to four input
+    channels per chunk), the rest single channels."""
+    c: list[Case] = []
+
+    def dw(shape, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            return b.depthwise_conv2d(b.input(shape), **kw)
+        c.append((f"dwconv {shape} " + " ".join(f"{k}={v}" for k, v in kw.items()), f))
+
+    dw((1, 7, 7, 3), kernel=(3, 3), padding="SAME", depth_multiplier=4)
+    dw((1, 9, 8, 2), kernel=(3, 3), stride=(2, 2), padding="SAME", depth_multiplier=8,
+       activation="RELU6")
+    dw((1, 6, 6, 4), kernel=(3, 3), padding="VALID", depth_multiplier=2)
+    dw((1, 10, 10, 1), kernel=(3, 3), stride=(2, 2), padding="SAME", depth_multiplier=8,
+       activation="RELU")
+    dw((1, 7, 9, 3), kernel=(5, 5), padding="SAME", dilation=(2, 1), depth_multiplier=2)
+    dw((1, 8, 6, 5), kernel=(2, 3), stride=(1, 2), padding="SAME", depth_multiplier=2,
+       per_channel=False)
+    dw((1, 4, 4, 3), kernel=(3, 3), padding="SAME", depth_multiplier=5)
+    dw((2, 5, 5, 2), kernel=(3, 3), stride=(2, 2), padding="VALID", depth_multiplier=4)
+    dw((1, 5, 5, 2), kernel=(3, 3), padding="SAME", depth_multiplier=4, out_range=0.1)
+
+    def big_multiplier(b: ModelBuilder) -> object:
+        x = b.input((1, 5, 5, 2))
+        return b.depthwise_conv2d(x, padding="SAME", depth_multiplier=4,
+                                  out_q=QParams(x.q.scale * 0.00025, 9))
+    c.append(("dwconv x4, left shift (longhand requantization)", big_multiplier))
+    return c
+
+
 def _fc_cases() -> list[Case]:
     c: list[Case] = []
 
@@ -398,6 +429,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "conv": _conv_cases,
     "conv_tiled": _conv_tiled_cases,
     "depthwise": _dw_cases,
+    "depthwise_mult": _dw_mult_cases,
     "fully_connected": _fc_cases,
     "pool": _pool_cases,
     "add": _add_cases,
@@ -432,8 +464,8 @@ def test_operator_group_matches_tflm(group: str, tmp_path: Path) -> None:
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:20])
 
 
-@pytest.mark.parametrize("group", ["conv", "conv_tiled", "depthwise", "fully_connected",
-                                   "networks"])
+@pytest.mark.parametrize("group", ["conv", "conv_tiled", "depthwise", "depthwise_mult",
+                                   "fully_connected", "networks"])
 def test_scalar_reference_loops_match_tflm(group: str, tmp_path: Path) -> None:
     """The same generated sources with the packed (SIMD) inner loops switched off: the plain
     scalar reference loops, which Cortex-M0 builds use, also equal TFLM."""

@@ -316,7 +316,14 @@ def _dwconv(ctx: _Ctx) -> str:
     act_min, act_max = _act(ctx, y)
     chan, fast = _chan_records(ctx, start, mults, shifts, zy, np.abs(taps).sum(axis=0), 128)
     # tap-major per channel chunk, the order the kernel reads (ss_dwconv.c)
-    chunks = [taps[:, a:b].reshape(-1) for a, b in schedule.dw_channel_groups(out_c, dm)]
+    groups = schedule.dw_channel_groups(out_c, dm)
+    wide = "0"
+    if dm > 1:  # chunks of 4 channels as int16 (the kernel's SMLABB/SMLABT), the rest int8
+        quads = [taps[:, a:b].reshape(-1) for a, b in groups if b - a == 4]
+        groups = [(a, b) for a, b in groups if b - a == 1]
+        if quads:
+            wide = ctx.array("w16", "int16_t", int_values(np.concatenate(quads)))
+    chunks = [taps[:, a:b].reshape(-1) for a, b in groups] or [np.zeros(1, dtype=np.int64)]
     wname = ctx.array("w", "int8_t", int_values(np.concatenate(chunks)))
     bname = ctx.array("bias", "int32_t", int_values([tm.wrap32(int(v)) for v in bias]))
     pad_h = tm.padding_before(o["padding"], in_h, k_h, o["stride_h"], o["dilation_h"])
@@ -332,7 +339,7 @@ def _dwconv(ctx: _Ctx) -> str:
         ("rq_fast", fast), ("full_range", _full_range(act_min, act_max)),
         ("input_offset", c_int(in_off)), ("output_offset", c_int(zy)),
         ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
-        ("filter", wname), ("chan", chan), ("bias", bname),
+        ("filter", wname), ("filter16", wide), ("chan", chan), ("bias", bname),
     ])
     ctx.kernels.add("ss_dwconv.c")
     ctx.body.append(f"ss_dwconv_s8(&{p}, {ctx.ptr(x, const=True)}, {ctx.ptr(y)});")

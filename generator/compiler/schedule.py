@@ -245,13 +245,12 @@ def _conv_schedule(graph: Graph, op: Operator) -> Schedule | None:
 
 def dw_channel_groups(out_c: int, depth_mult: int) -> list[tuple[int, int]]:
     """The output channel chunks ss_dwconv_s8 computes (and writes) in turn for one pixel:
-    groups of 4 while depth_mult == 1, then single channels."""
+    groups of 4 while 4 remain (any depth multiplier), then single channels."""
     groups = []
     oc = 0
-    if depth_mult == 1:
-        while oc + 3 < out_c:
-            groups.append((oc, oc + 4))
-            oc += 4
+    while oc + 3 < out_c:
+        groups.append((oc, oc + 4))
+        oc += 4
     while oc < out_c:
         groups.append((oc, oc + 1))
         oc += 1

@@ -7,13 +7,19 @@
  * 2^32, like every int32 sum here).
  *
  * Order (generator/schedule.py relies on it for in-place planning): output pixels in order;
- * per pixel the output channels in chunks - four at a time while depth_mult == 1 (then single
+ * per pixel the output channels in chunks - four at a time while four remain (then single
  * ones) - each chunk reading its input channels over the window and then writing its outputs.
+ *
+ * With depth_mult > 1 the chunks of four come as int16 (filter16, sign-extended by the
+ * generator): per tap one LDRD of the four weights, the chunk's one to four input bytes, and
+ * SMLABB/SMLABT per channel.
  *
  * The filter comes in that chunk order ("tap-major per chunk": chunk [a, b) holds its taps'
  * b - a bytes after each other at filter + a * taps), so a chunk of four reads one word per tap.
  * On DSP cores the four channels are two SXTB16 halves of that word (SMLABB/SMLATT, SADD16 for
  * the offset); interior 3x3 windows are unrolled (runs of them in assembly). */
+#include <string.h>
+
 #include "ss_fixedpoint.h"
 #include "ss_kernels.h"
 #include "ss_kutil.h"
@@ -112,6 +118,59 @@ static inline int32_t ss_dw_one(const int8_t *x, int xc, int xr, int ny, int nx,
         }
     }
     return acc;
+}
+
+/* Four channels oc..oc+3 with depth_mult > 1 over ny x nx taps: channel oc + j reads input
+ * channel i0 + d_j (x: input at the first tap, channel i0), f: the chunk's first such tap (4
+ * int16 per tap, rows f_row halfwords apart); off: the input offset added to every input value
+ * (0 inside the image, where the records start at the folded bias). */
+SS_SPECIALIZE void ss_dw_quad_dm(const int8_t *x, int d1, int d2, int d3, int xc, int xr,
+                                 int ny, int nx, const int16_t *f, int f_row, int32_t off,
+                                 int32_t *acc) {
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    for (int ky = 0; ky < ny; ky++) {
+        const int8_t *r = x + ky * xr;
+        const int16_t *fr = f + ky * f_row;
+        for (int kx = 0; kx < nx; kx++) {
+            const int32_t v0 = r[0] + off, v1 = r[d1] + off, v2 = r[d2] + off, v3 = r[d3] + off;
+#if SS_SIMD
+            uint32_t f01, f23;
+            memcpy(&f01, fr, 4);
+            memcpy(&f23, fr + 2, 4);
+            a0 = ss_smlabb((uint32_t)v0, f01, a0);
+            a1 = ss_smlabt((uint32_t)v1, f01, a1);
+            a2 = ss_smlabb((uint32_t)v2, f23, a2);
+            a3 = ss_smlabt((uint32_t)v3, f23, a3);
+#else
+            a0 += v0 * fr[0];
+            a1 += v1 * fr[1];
+            a2 += v2 * fr[2];
+            a3 += v3 * fr[3];
+#endif
+            r += xc;
+            fr += 4;
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* ss_dw_quad_dm with the input deltas of the common multipliers as constants (one input load
+ * per tap when depth_mult is a multiple of 4, two when it is 2). */
+SS_SPECIALIZE void ss_dw_quad_dm_any(const int8_t *x, int oc, int dm, int xc, int xr, int ny,
+                                     int nx, const int16_t *f, int f_row, int32_t off,
+                                     int32_t *acc) {
+    const int i0 = oc / dm;
+    if ((dm & 3) == 0) {
+        ss_dw_quad_dm(x + i0, 0, 0, 0, xc, xr, ny, nx, f, f_row, off, acc);
+    } else if (dm == 2) {
+        ss_dw_quad_dm(x + i0, 0, 1, 1, xc, xr, ny, nx, f, f_row, off, acc);
+    } else {
+        ss_dw_quad_dm(x + i0, (oc + 1) / dm - i0, (oc + 2) / dm - i0, (oc + 3) / dm - i0, xc,
+                      xr, ny, nx, f, f_row, off, acc);
+    }
 }
 
 #if SS_SIMD && defined(__ARM_FEATURE_DSP) && !defined(SS_NO_ASM)
@@ -237,7 +296,7 @@ SS_SPECIALIZE void ss_dw_run(const ss_dwconv_params_t *p, const int8_t *input, i
     const int k_h = p->k_h, k_w = p->k_w, taps = k_h * k_w, dm = p->depth_mult;
     const int xc = p->dil_w * in_c, xr = p->dil_h * in_w * in_c;
     const int32_t in_off = p->input_offset;
-    const int quads = dm == 1 ? out_c / 4 : 0;
+    const int quads = out_c / 4;
     const int is3x3 = k_h == 3 && k_w == 3 && p->dil_h == 1 && p->dil_w == 1;
     const int32_t ozp = p->output_offset, lo = p->act_min, hi = p->act_max;
     int8_t *out = output;
@@ -253,7 +312,8 @@ SS_SPECIALIZE void ss_dw_run(const ss_dwconv_params_t *p, const int8_t *input, i
                 ss_tap_range(ix0, p->dil_w, k_w, in_w, &kx0, &kx1);
                 const int inside = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
 #if SS_DW_ASM
-                if (fast && full && inside && is3x3 && quads > 0 && quads * 4 == out_c) {
+                if (fast && full && inside && is3x3 && dm == 1 && quads > 0 &&
+                    quads * 4 == out_c) {
                     int run = 1; /* interior pixels from ox on */
                     while (ox + run < out_w &&
                            (ox + run) * p->stride_w - p->pad_w + (k_w - 1) < in_w) {
@@ -277,10 +337,31 @@ SS_SPECIALIZE void ss_dw_run(const ss_dwconv_params_t *p, const int8_t *input, i
                            : in_b;
                 const int t0 = ky0 * k_w + kx0;
                 const int8_t *f = p->filter;
+                const int16_t *f16 = p->filter16;
                 const int32_t *rec = p->chan;
                 const int32_t *bias = p->bias;
                 int oc = 0;
-                for (int q = 0; q < quads; q++) {
+                for (int q = 0; dm > 1 && q < quads; q++) {
+                    int32_t acc[4];
+                    if (inside) {
+                        acc[0] = rec[0], acc[1] = rec[4], acc[2] = rec[8], acc[3] = rec[12];
+                        ss_dw_quad_dm_any(x, oc, dm, xc, xr, k_h, k_w, f16, 4 * k_w, 0, acc);
+                    } else {
+                        acc[0] = bias[oc], acc[1] = bias[oc + 1], acc[2] = bias[oc + 2],
+                        acc[3] = bias[oc + 3];
+                        ss_dw_quad_dm_any(x, oc, dm, xc, xr, ny, nx, f16 + 4 * t0, 4 * k_w,
+                                          in_off, acc);
+                    }
+                    out[0] = ss_rq(acc[0], rec, fast, full, ozp, lo, hi);
+                    out[1] = ss_rq(acc[1], rec + 4, fast, full, ozp, lo, hi);
+                    out[2] = ss_rq(acc[2], rec + 8, fast, full, ozp, lo, hi);
+                    out[3] = ss_rq(acc[3], rec + 12, fast, full, ozp, lo, hi);
+                    out += 4;
+                    oc += 4;
+                    f16 += 4 * taps;
+                    rec += 16;
+                }
+                for (int q = 0; dm == 1 && q < quads; q++) {
                     if (inside) {
                         int32_t acc[4] = {rec[0], rec[4], rec[8], rec[12]};
                         if (is3x3) {

@@ -55,8 +55,11 @@ typedef struct {
     uint16_t pad_h, pad_w;
     uint8_t rq_fast, full_range;
     int32_t input_offset, output_offset, act_min, act_max;
-    const int8_t *filter;      /* per channel chunk (4 channels while depth_mult == 1, then 1):
-                                  the chunk's taps (k_h x k_w) after each other */
+    const int8_t *filter;      /* per channel chunk (4 channels while 4 remain, then 1): the
+                                  chunk's taps (k_h x k_w) after each other; with
+                                  depth_mult > 1 only the single channels' chunks */
+    const int16_t *filter16;   /* depth_mult > 1: the chunks of 4 channels, taps x 4 int16
+                                  (sign-extended: halfword pairs for SMLABB/SMLABT), else 0 */
     const int32_t *chan;       /* [out_c][4] channel records (start = folded bias) */
     const int32_t *bias;       /* [out_c]: the plain bias (windows crossing the border) */
 } ss_dwconv_params_t;

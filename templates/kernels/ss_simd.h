@@ -61,6 +61,12 @@ static inline int32_t ss_smlatt(uint32_t a, uint32_t b, int32_t acc) {
     __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
+/* acc + lo(a) * hi(b) */
+static inline int32_t ss_smlabt(uint32_t a, uint32_t b, int32_t acc) {
+    int32_t r;
+    __asm__("smlabt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
 /* halfword-wise a + b (wrapping) */
 static inline uint32_t ss_sadd16(uint32_t a, uint32_t b) {
     uint32_t r;
@@ -87,6 +93,10 @@ static inline int32_t ss_smlabb(uint32_t a, uint32_t b, int32_t acc) {
 }
 static inline int32_t ss_smlatt(uint32_t a, uint32_t b, int32_t acc) {
     const int32_t p = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)p);
+}
+static inline int32_t ss_smlabt(uint32_t a, uint32_t b, int32_t acc) {
+    const int32_t p = (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b >> 16);
     return (int32_t)((uint32_t)acc + (uint32_t)p);
 }
 static inline uint32_t ss_sadd16(uint32_t a, uint32_t b) {
