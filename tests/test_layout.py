@@ -152,3 +152,10 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_one_crc32_in_the_templates():
     crcs = [p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*crc32.c*")]
     assert crcs == ["templates/common/ss_crc32.c.j2"]
+
+
+def test_test_files_have_unique_names():
+    """tests/ and hil_tests/ are no packages: pytest imports each file by its basename, so two
+    files of one name stop the whole collection."""
+    names = [p.name for d in ("tests", "hil_tests") for p in (ROOT / d).glob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
