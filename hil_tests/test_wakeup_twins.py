@@ -4,9 +4,10 @@ interpreter, and the hash of every beat's levels and scores equals the numpy twi
 check, run by the runner). A wake-up is a real system reset on the QEMU twins (.noinit RAM
 carries the state); the host twin re-enters the boot path.
 
-Default suite: 96 beats (24 per class) on qemu_m33 (v8-M, plain and protected tables) and
-qemu_m0 (v6-M, plain); -m slow: all 3,200 test beats on every twin and a table stored at Q4. Needs
-../shared/data/mitdb (fails instead of skipping in CI)."""
+Default suite: 96 beats (24 per class) on qemu_m33 (v8-M, plain table; protected table with
+0.3 % read errors per looked-up bit) and qemu_m0 (v6-M, plain); -m slow: all 3,200 test beats on
+every twin, read errors with both tables and a table stored at Q4. Needs ../shared/data/mitdb
+(fails instead of skipping in CI)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def test_wakeup_subset_equals_numpy_twin(dut: Any, mode: str) -> None:
         pytest.skip("the default suite runs qemu_m33 and qemu_m0; -m slow does every twin")
     if mode == "protected" and dut.board.name == "qemu_m0":
         pytest.skip("the protected table runs on qemu_m33 in the default suite; -m slow: all")
-    doc = dut.run("wakeup", inputs=SUBSET, mode=mode)
+    extra = {"inject": "0.003", "seed": 9} if mode == "protected" else {}  # + read errors
+    doc = dut.run("wakeup", inputs=SUBSET, mode=mode, **extra)
     _check(doc, SUBSET)
     labels = doc["app_info"]["beats"]["labels"]
     assert sorted(set(labels)) == [0, 1, 2, 3]
@@ -66,6 +68,13 @@ def test_wakeup_subset_equals_numpy_twin(dut: Any, mode: str) -> None:
 def test_wakeup_all_beats_equal_numpy_twin(dut: Any, mode: str) -> None:
     doc = dut.run("wakeup", inputs=3200, mode=mode, timeout=900)
     _check(doc, 3200)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["plain", "protected"])
+def test_wakeup_read_errors(dut: Any, mode: str) -> None:
+    doc = dut.run("wakeup", inputs=400, mode=mode, inject="0.01", seed=4, timeout=600)
+    _check(doc, 400)
 
 
 @pytest.mark.slow

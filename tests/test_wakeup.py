@@ -120,6 +120,20 @@ def test_ql_tables_flip_the_injector_stream_bits() -> None:
         assert np.flatnonzero(diff).tolist() == expect
 
 
+def test_read_error_draws_equal_the_injectors_prng() -> None:
+    from generator.runtime.inject import Xoshiro128ss
+
+    rate = 0.05
+    masks = degrade.read_flip_masks(11, 40, 16, rate)
+    thr = round(rate * 2**32)
+    for beat in (0, 7, 39):
+        rng = Xoshiro128ss.seeded(11, beat)
+        want = [sum(1 << b for b in range(8) if rng.next() < thr) for _ in range(16)]
+        assert masks[beat].tolist() == want
+    assert 0.03 < np.unpackbits(masks).mean() < 0.07
+    assert not degrade.read_flip_masks(11, 40, 16, 0.0).any()
+
+
 def test_energy_hand_worked(tmp_path) -> None:
     from generator.boards import load_board
     from generator.wakeup import energy as E

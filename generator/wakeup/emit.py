@@ -17,7 +17,9 @@ Options (``scons board=<b> app=wakeup ...`` / ``sweetspot run --app wakeup``):
   spaced over the (class-sorted) test set so every class is in a subset;
 * ``mode``: ``plain`` (default) or ``protected`` (the parity-protected table);
 * ``ql`` (Q0..Q4) and ``seed``: the table as stored once at that quality level (bit flips from
-  the write-error injector; ``seed`` default 1).
+  the write-error injector; ``seed`` default 1);
+* ``inject``: a read error rate per looked-up code bit (default 0), seeded by ``seed``
+  (:func:`generator.wakeup.degrade.read_flip_masks`; the firmware makes the same draws).
 
 (The build's existing option variables are reused, so SCons needs no new ones.)
 
@@ -61,6 +63,8 @@ class Plan:
     fq: np.ndarray          # uint16 [n, F]
     mlp: np.ndarray         # int8 [n, 32]
     table_text: str
+    read_error: float = 0.0
+    read_seed: int = 1
 
 
 @lru_cache(maxsize=2)
@@ -98,17 +102,32 @@ def make_plan(options: dict[str, Any]) -> Plan:
         flipped = int(np.unpackbits(table ^ s.table).sum())
         s = S.with_table(s, table)
         text = f"stored once at {ql} (injector seed {seed}): {flipped} bit(s) flipped"
+    raw_rate = options.get("inject") or 0
+    try:
+        rate = float(str(raw_rate))
+    except ValueError:
+        raise AppError(f"wakeup option inject={raw_rate!r} is not a read error rate") from None
+    if not 0.0 <= rate <= 1.0:
+        raise AppError(f"wakeup option inject={rate:g} must be a rate in [0, 1]")
+    read_seed = _int_option(options, "seed", 1, 0, 2**32 - 1)
     index = np.unique(np.linspace(0, n_test - 1, n).round().astype(np.int64))
     x = split.x_test[index]
     return Plan(s, index, split.y_test[index], S.feature_q(x[:, s.bins]),
-                backend.mlp_inputs(x), text)
+                backend.mlp_inputs(x), text, rate, read_seed)
 
 
 def expected(plan: Plan) -> dict[str, Any]:
     """What the firmware must report: per beat status | screener class << 2 | final << 4 (final
     from the TFLM interpreter for woken beats, 0 otherwise), and the FNV-1a over every beat's
     levels, scores (little-endian uint16) and status."""
-    r = S.classify_q(plan.screener, plan.fq)
+    s = plan.screener
+    levels = S.quantize_levels(plan.fq, s.thresholds)
+    codes = S.lookup(s, levels)
+    if plan.read_error > 0:
+        n, c, f = codes.shape
+        codes = codes ^ degrade.read_flip_masks(plan.read_seed, n, c * f,
+                                                plan.read_error).reshape(codes.shape)
+    r = S.classify_codes(codes, s.config, levels)
     final = np.zeros(len(r.status), dtype=np.int64)
     woken = np.flatnonzero(r.woken)
     if len(woken):
@@ -125,6 +144,7 @@ def _build_id(plan: Plan) -> int:
     h = hashlib.sha256()
     for a in (plan.screener.table, plan.screener.thresholds, plan.fq, plan.mlp):
         h.update(np.ascontiguousarray(a).tobytes())
+    h.update(f"{plan.read_error!r},{plan.read_seed}".encode())
     return int.from_bytes(h.digest()[:4], "little")
 
 
@@ -173,6 +193,11 @@ class WakeupApp:
                            "beats (MIT-BIH records 100-124, read from ../shared at generation)"),
             "build_id": _build_id(plan),
             "timer": timer,
+            "read_threshold": (degrade.read_threshold(plan.read_error)
+                               if plan.read_error > 0 else 0),
+            "read_seed": plan.read_seed,
+            "read_text": (f"rate {plan.read_error:g} per bit, seed {plan.read_seed}"
+                          if plan.read_error > 0 else "none"),
         }
         return ctx
 
