@@ -124,6 +124,14 @@ def _inputs(d: Path) -> Path:
     (d / "wrong_options.tflite").write_bytes(_wrong_options_model())
     (d / "rank0_softmax.tflite").write_bytes(_rank0_softmax_model())
     (d / "pad_1e8.tflite").write_bytes(_huge_pad_model())
+    import numpy as np
+    from numpy.lib import format as npy
+
+    with (d / "claims_1e15.npy").open("wb") as f:  # a header claiming 784 TB, 100 bytes of data
+        npy.write_array_header_1_0(f, {"descr": "|i1", "fortran_order": False,
+                                       "shape": (10**12, 784)})
+        f.write(bytes(100))
+    np.save(d / "sets_4097.npy", np.zeros((4097, 1, 64), np.int8))  # digits_mlp: [1, 64]
     return d
 
 
@@ -216,6 +224,10 @@ BAD_INPUTS = [
                         "--build-dir", "{out}/b"], "SOFTMAX needs at least one dimension"),
     ("inspect-rank-0-softmax", ["inspect", "{in}/rank0_softmax.tflite"],
      "SOFTMAX needs at least one dimension"),
+    ("input-header-claims-784-TB", [*RUN, "--input", "{in}/claims_1e15.npy"],
+     "is not a readable .npy/.npz file: mmap length is greater than file size"),
+    ("input-4097-sets", [*RUN, "--input", "{in}/sets_4097.npy"],
+     "has 4097 input sets; an image holds at most 4096"),
     ("pad-to-1e8", ["run", "--board", "host", "--model", "{in}/pad_1e8.tflite",
                     "--build-dir", "{out}/b"], "this kernel takes dimensions of 1 to 65535"),
     ("scons-unknown-variable", [*SCONS, "modle=x", "build={out}/b"],

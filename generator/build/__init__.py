@@ -22,7 +22,7 @@ from generator.build.lock import build_dir_lock, child_env, hold_for_process, in
 from generator.build.toolchain import read_sections, which_tool
 from generator.errors import BuildError, ToolchainError
 from generator.firmware import MANIFEST, generate
-from generator.firmware.apps import app_names, check_app_options, get_app
+from generator.firmware.apps import MAX_INPUT_SETS, app_names, check_app_options, get_app
 from generator.tflm import tree as tflm
 
 DEFAULT_BOARD = "nucleo_u575"
@@ -173,8 +173,6 @@ OPTION_VARIABLES = ("model", "seed", "input", "backend", "tflm_root", "ql", "ql_
                     "tflm_kernels", "tflm_arena", "tflm_probe", "tflm_dump")
 #: largest seed (the runtime and the input generators take 32 bits)
 MAX_SEED = 0xFFFFFFFF
-#: most input sets (inferences) compiled into one image by infer, tflm and nvmtest
-MAX_INPUT_SETS = 4096
 
 
 def check_seed(value: Any) -> int:

@@ -23,6 +23,7 @@ For ``board=host`` the build also links ``libssmodel.so`` from the model and ker
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from generator.compiler.loader import load_model
 from generator.compiler.lowering import KERNEL_HEADERS, LoweredLayer, lower_graph
 from generator.compiler.plan import Plan, plan_model, require_fit
 from generator.errors import AppError, ModelError
-from generator.firmware.apps import register
+from generator.firmware.apps import MAX_INPUT_SETS, register
 from generator.runtime import emit as infer_rt
 
 DEFAULT_SEED = 1234
@@ -130,6 +131,10 @@ def _split_runs(arr: np.ndarray, shape: tuple[int, ...], dtype: str, what: str
     )
 
 
+#: largest input file read (.npy, or the members of an .npz as they declare themselves)
+MAX_INPUT_BYTES = 256 << 20
+
+
 def load_inputs(graph: Graph, path: str | Path) -> list[list[np.ndarray]]:
     """Input sets from a .npy (single-input models) or .npz (input0, input1, ...)."""
     p = Path(path)
@@ -137,9 +142,21 @@ def load_inputs(graph: Graph, path: str | Path) -> list[list[np.ndarray]]:
         raise AppError(f"input file '{p}' does not exist; give a .npy or .npz file")
     shapes = [graph.tensor(t).shape for t in graph.inputs]
     dtypes = [graph.tensor(t).dtype for t in graph.inputs]
+    limit = MAX_INPUT_BYTES
     try:
-        loaded = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as e:
+        # sizes are bounded before anything is read: the file, an .npz's members as declared,
+        # an .npy's header (memory-mapped: a shape larger than the file is refused)
+        is_zip = zipfile.is_zipfile(p)
+        declared = p.stat().st_size
+        if is_zip:
+            with zipfile.ZipFile(p) as z:
+                declared = max(declared, sum(i.file_size for i in z.infolist()))
+        if declared > limit:
+            raise AppError(f"input file '{p}' holds more than {limit >> 20} MiB of inputs")
+        loaded = np.load(p, allow_pickle=False, mmap_mode=None if is_zip else "r")
+        if isinstance(loaded, np.ndarray):
+            loaded = np.array(loaded)  # out of the memory map
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise AppError(f"input file '{p}' is not a readable .npy/.npz file: {e}") from None
     if isinstance(loaded, np.ndarray):
         if len(shapes) != 1:
@@ -169,6 +186,9 @@ def load_inputs(graph: Graph, path: str | Path) -> list[list[np.ndarray]]:
     if len(counts) != 1:
         raise AppError(f"input file '{p.name}' has different numbers of runs per input")
     runs = counts.pop()
+    if runs > MAX_INPUT_SETS:
+        raise AppError(f"input file '{p.name}' has {runs} input sets; an image holds at most "
+                       f"{MAX_INPUT_SETS}")
     return [[per_input[i][r] for i in range(len(shapes))] for r in range(runs)]
 
 

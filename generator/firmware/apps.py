@@ -51,6 +51,9 @@ APP_MODULES: dict[str, str] = {
     "wakeup": "generator.wakeup.emit",
 }
 
+#: most input sets (inferences) one image holds (infer, tflm, nvmtest: inputs= and input files)
+MAX_INPUT_SETS = 4096
+
 #: options every runtime-capable app takes (the intermittent runtime, generator.runtime.layout)
 _RUNTIME = ("ql", "ql_map", "inject", "power_fail", "capacitor", "seed")
 _STREAM = ("pipeline", "model")
