@@ -157,6 +157,164 @@ SS_SPECIALIZE void ss_dw_quad_dm(const int8_t *x, int d1, int d2, int d3, int xc
     acc[3] = a3;
 }
 
+/* ss_dw_quad_dm over an interior 3x3 window (dilation 1, no offset), unrolled. */
+SS_SPECIALIZE void ss_dw3x3_quad_dm(const int8_t *x, int d1, int d2, int d3, int xc, int xr,
+                                    const int16_t *f, int32_t *acc) {
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t *r = x;
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++) {
+        const int8_t *q = r + (t % 3) * xc + (t / 3) * xr;
+        const int32_t v0 = q[0], v1 = q[d1], v2 = q[d2], v3 = q[d3];
+#if SS_SIMD
+        uint32_t f01, f23;
+        memcpy(&f01, f + 4 * t, 4);
+        memcpy(&f23, f + 4 * t + 2, 4);
+        a0 = ss_smlabb((uint32_t)v0, f01, a0);
+        a1 = ss_smlabt((uint32_t)v1, f01, a1);
+        a2 = ss_smlabb((uint32_t)v2, f23, a2);
+        a3 = ss_smlabt((uint32_t)v3, f23, a3);
+#else
+        a0 += v0 * f[4 * t];
+        a1 += v1 * f[4 * t + 1];
+        a2 += v2 * f[4 * t + 2];
+        a3 += v3 * f[4 * t + 3];
+#endif
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* ss_dw3x3_quad_dm with the common multipliers' input deltas as constants. */
+SS_SPECIALIZE void ss_dw3x3_quad_dm_any(const int8_t *x, int oc, int dm, int xc, int xr,
+                                        const int16_t *f, int32_t *acc) {
+    const int i0 = oc / dm;
+    if ((dm & 3) == 0) {
+        ss_dw3x3_quad_dm(x + i0, 0, 0, 0, xc, xr, f, acc);
+    } else if (dm == 2) {
+        ss_dw3x3_quad_dm(x + i0, 0, 1, 1, xc, xr, f, acc);
+    } else {
+        ss_dw3x3_quad_dm(x + i0, (oc + 1) / dm - i0, (oc + 2) / dm - i0, (oc + 3) / dm - i0, xc,
+                         xr, f, acc);
+    }
+}
+
+#if SS_SIMD && defined(__ARM_FEATURE_DSP) && !defined(SS_NO_ASM)
+/* ss_dw3x3_quad_dm in assembly for multipliers of 4 (deltas 0, 0, 0: one LDRSB per tap) and 2
+ * (deltas 0, 1, 1: two): per tap LDRSB, LDRD of the four int16 weights, SMLABB/SMLABT x 4. */
+typedef struct {
+    const int8_t *x;  /* 0: the window's top-left tap, the chunk's first input channel */
+    int32_t xc;       /* 4: bytes between columns */
+    int32_t xr;       /* 8: bytes between rows */
+    const int16_t *f; /* 12: the chunk's 9 x 4 weights */
+    int32_t *acc;     /* 16: the chunk's four sums (in and out) */
+} ss_dwq_args_t;
+void ss_dw3x3_q4_m4(const ss_dwq_args_t *a);
+void ss_dw3x3_q4_m2(const ss_dwq_args_t *a);
+#define SS_DWQ_TAP4(OFF)                        \
+    "ldrsb r9, [r1" OFF "]\n\t"                 \
+    "ldrd r10, r11, [r12], #8\n\t"             \
+    "smlabb r4, r9, r10, r4\n\t"               \
+    "smlabt r5, r9, r10, r5\n\t"               \
+    "smlabb r6, r9, r11, r6\n\t"               \
+    "smlabt r7, r9, r11, r7\n\t"
+#define SS_DWQ_TAP2(OFF)                        \
+    "ldrsb r9, [r1" OFF "]\n\t"                 \
+    "ldrsb r8, [lr" OFF "]\n\t"                 \
+    "ldrd r10, r11, [r12], #8\n\t"             \
+    "smlabb r4, r9, r10, r4\n\t"               \
+    "smlabt r5, r9, r10, r5\n\t"               \
+    "smlabb r6, r8, r11, r6\n\t"               \
+    "smlabt r7, r8, r11, r7\n\t"
+#define SS_DWQ_FN(NAME, PRE, ROW, POST)                                                         \
+    __asm__(".pushsection .text." #NAME ",\"ax\",%progbits\n\t"                                \
+            ".syntax unified\n\t"                                                               \
+            ".thumb\n\t"                                                                        \
+            ".p2align 2\n\t"                                                                    \
+            ".global " #NAME "\n\t"                                                             \
+            ".hidden " #NAME "\n\t"                                                             \
+            ".thumb_func\n\t"                                                                   \
+            ".type " #NAME ", %function\n" #NAME ":\n\t"                                        \
+            "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                                   \
+            "ldmia r0, {r1, r2, r3, r12, lr}\n\t"                                               \
+            "ldmia lr, {r4, r5, r6, r7}\n\t"                                                    \
+            "lsl r0, r2, #1\n\t"                                                                \
+            PRE ROW ROW ROW POST                                                                \
+            "stmia lr, {r4, r5, r6, r7}\n\t"                                                    \
+            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"                                    \
+            ".size " #NAME ", . - " #NAME "\n\t"                                                \
+            ".popsection\n")
+SS_DWQ_FN(ss_dw3x3_q4_m4, "",
+          SS_DWQ_TAP4("") SS_DWQ_TAP4(", r2") SS_DWQ_TAP4(", r0") "add r1, r1, r3\n\t", "");
+/* lr: the second input channel's row pointer (x + 1) while the sums' address waits on the
+ * stack */
+SS_DWQ_FN(ss_dw3x3_q4_m2, "push {lr}\n\tadd lr, r1, #1\n\t",
+          SS_DWQ_TAP2("") SS_DWQ_TAP2(", r2") SS_DWQ_TAP2(", r0")
+          "add r1, r1, r3\n\tadd lr, lr, r3\n\t",
+          "pop {lr}\n\t");
+#define SS_DWQ_ASM 1
+#else
+#define SS_DWQ_ASM 0
+#endif
+
+/* Every chunk of four of an interior 3x3 pixel (depth_mult > 1): quads chunks, requantized and
+ * written in order (x: the window's top-left tap, channel 0; f, rec, out at chunk 0). */
+SS_SPECIALIZE void ss_dw3x3_dm_body(const int8_t *x, int xc, int xr, int dm, int quads,
+                                    const int16_t *f, const int32_t *rec, int8_t *out, int d1,
+                                    int d2, int d3, int fast, int full, int32_t zp, int32_t lo,
+                                    int32_t hi) {
+    for (int q = 0; q < quads; q++) {
+        int32_t acc[4] = {rec[0], rec[4], rec[8], rec[12]};
+#if SS_DWQ_ASM
+        const ss_dwq_args_t args = {x + (4 * q) / dm, xc, xr, f, acc};
+        if (d2 == 0) {
+            ss_dw3x3_q4_m4(&args);
+        } else {
+            ss_dw3x3_q4_m2(&args);
+        }
+        (void)d1;
+        (void)d3;
+#else
+        ss_dw3x3_quad_dm(x + (4 * q) / dm, d1, d2, d3, xc, xr, f, acc);
+#endif
+        out[0] = ss_rq(acc[0], rec, fast, full, zp, lo, hi);
+        out[1] = ss_rq(acc[1], rec + 4, fast, full, zp, lo, hi);
+        out[2] = ss_rq(acc[2], rec + 8, fast, full, zp, lo, hi);
+        out[3] = ss_rq(acc[3], rec + 12, fast, full, zp, lo, hi);
+        f += 36;
+        rec += 16;
+        out += 4;
+    }
+}
+
+/* ss_dw3x3_dm_body out of line (its own registers), per requantization mode, for multipliers
+ * of 4 (one input channel per chunk) and 2 (two). */
+__attribute__((noinline)) static void ss_dw3x3_dm_pixel(const int8_t *x, int xc, int xr, int dm,
+                                                        int quads, const int16_t *f,
+                                                        const int32_t *rec, int8_t *out,
+                                                        int fast, int full, int32_t zp,
+                                                        int32_t lo, int32_t hi) {
+    if ((dm & 3) == 0) {
+        if (fast && full) {
+            ss_dw3x3_dm_body(x, xc, xr, dm, quads, f, rec, out, 0, 0, 0, 1, 1, zp, lo, hi);
+        } else if (fast) {
+            ss_dw3x3_dm_body(x, xc, xr, dm, quads, f, rec, out, 0, 0, 0, 1, 0, zp, lo, hi);
+        } else {
+            ss_dw3x3_dm_body(x, xc, xr, dm, quads, f, rec, out, 0, 0, 0, 0, full, zp, lo, hi);
+        }
+    } else {
+        if (fast && full) {
+            ss_dw3x3_dm_body(x, xc, xr, 2, quads, f, rec, out, 0, 1, 1, 1, 1, zp, lo, hi);
+        } else if (fast) {
+            ss_dw3x3_dm_body(x, xc, xr, 2, quads, f, rec, out, 0, 1, 1, 1, 0, zp, lo, hi);
+        } else {
+            ss_dw3x3_dm_body(x, xc, xr, 2, quads, f, rec, out, 0, 1, 1, 0, full, zp, lo, hi);
+        }
+    }
+}
+
 /* ss_dw_quad_dm with the input deltas of the common multipliers as constants (one input load
  * per tap when depth_mult is a multiple of 4, two when it is 2). */
 SS_SPECIALIZE void ss_dw_quad_dm_any(const int8_t *x, int oc, int dm, int xc, int xr, int ny,
@@ -341,11 +499,26 @@ SS_SPECIALIZE void ss_dw_run(const ss_dwconv_params_t *p, const int8_t *input, i
                 const int32_t *rec = p->chan;
                 const int32_t *bias = p->bias;
                 int oc = 0;
-                for (int q = 0; dm > 1 && q < quads; q++) {
+                int q0 = 0;
+                if (dm > 1 && inside && is3x3 && quads > 0 && ((dm & 3) == 0 || dm == 2)) {
+                    ss_dw3x3_dm_pixel(x, xc, xr, dm, quads, f16, rec, out, fast, full, ozp, lo,
+                                      hi);
+                    q0 = quads;
+                    out += 4 * quads;
+                    oc += 4 * quads;
+                    f16 += 4 * taps * quads;
+                    rec += 16 * quads;
+                }
+                for (int q = q0; dm > 1 && q < quads; q++) {
                     int32_t acc[4];
                     if (inside) {
                         acc[0] = rec[0], acc[1] = rec[4], acc[2] = rec[8], acc[3] = rec[12];
-                        ss_dw_quad_dm_any(x, oc, dm, xc, xr, k_h, k_w, f16, 4 * k_w, 0, acc);
+                        if (is3x3) {
+                            ss_dw3x3_quad_dm_any(x, oc, dm, xc, xr, f16, acc);
+                        } else {
+                            ss_dw_quad_dm_any(x, oc, dm, xc, xr, k_h, k_w, f16, 4 * k_w, 0,
+                                              acc);
+                        }
                     } else {
                         acc[0] = bias[oc], acc[1] = bias[oc + 1], acc[2] = bias[oc + 2],
                         acc[3] = bias[oc + 3];
