@@ -572,8 +572,17 @@ def _inplace_models() -> dict[str, Callable[[ModelBuilder], object]]:
         x = b.mul(b.constant((1, 1, 1, 12)), x, activation="RELU")
         return b.conv2d(x, 6, kernel=(1, 1), padding="VALID")
 
+    def tiled(b: ModelBuilder) -> object:  # patches past the GEMM buffer, 2 channel groups
+        x = b.input((1, 6, 5, 36))
+        x = b.conv2d(x, 40, kernel=(3, 3), padding="SAME", activation="RELU")
+        x = b.conv2d(x, 36, kernel=(3, 3), stride=(2, 1), padding="SAME")
+        x = b.depthwise_conv2d(x, kernel=(3, 3), padding="SAME", depth_multiplier=4,
+                               activation="RELU6")
+        return b.conv2d(x, 10, kernel=(1, 1), padding="VALID")
+
     return {"mini_mobilenet": mini_mobilenet, "mini_stmnist": mini_stmnist,
-            "odd_shapes": odd_shapes, "elementwise": elementwise, "batchnorm": batchnorm}
+            "odd_shapes": odd_shapes, "elementwise": elementwise, "batchnorm": batchnorm,
+            "tiled": tiled}
 
 
 @pytest.mark.parametrize("name", sorted(_inplace_models()))
