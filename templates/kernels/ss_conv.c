@@ -506,10 +506,23 @@ SS_SPECIALIZE void ss_conv_tiled(const ss_conv_params_t *p, const int8_t *input,
 #if SS_SIMD
                         ss_mk(col, w + j * chunk, chunk >> 2, BLK, acc + BLK * j);
 #else
-                        for (int i = 0; i < BLK; i++) {
-                            acc[BLK * j + i] = ss_dot_s8(col + i * chunk, w + j * chunk, chunk,
-                                                         acc[BLK * j + i]);
+                        /* each weight loaded once for the block's four pixels */
+                        const int8_t *wj = w + j * chunk;
+                        const int8_t *c0 = col, *c1 = col + chunk, *c2 = c1 + chunk;
+                        const int8_t *c3 = c2 + chunk;
+                        int32_t s0 = acc[BLK * j], s1 = acc[BLK * j + 1];
+                        int32_t s2 = acc[BLK * j + 2], s3 = acc[BLK * j + 3];
+                        for (int k = 0; k < chunk; k++) {
+                            const int32_t wk = wj[k];
+                            s0 += c0[k] * wk;
+                            s1 += c1[k] * wk;
+                            s2 += c2[k] * wk;
+                            s3 += c3[k] * wk;
                         }
+                        acc[BLK * j] = s0;
+                        acc[BLK * j + 1] = s1;
+                        acc[BLK * j + 2] = s2;
+                        acc[BLK * j + 3] = s3;
 #endif
                     }
 #endif
