@@ -425,6 +425,30 @@ def _network_cases() -> list[Case]:
     return c
 
 
+def _transpose_slice_cases() -> list[Case]:
+    c: list[Case] = []
+
+    def transpose(shape, perm):  # noqa: ANN001
+        c.append((f"transpose {shape} {perm}", lambda b: b.transpose(b.input(shape), perm)))
+
+    transpose((1, 4, 5, 3), (0, 3, 1, 2))  # NHWC -> NCHW
+    transpose((1, 3, 4, 5), (0, 2, 3, 1))  # NCHW -> NHWC
+    transpose((6, 7), (1, 0))
+    transpose((2, 3, 4), (2, 0, 1))
+    transpose((2, 1, 3, 2, 2), (4, 3, 0, 2, 1))
+    transpose((5,), (0,))
+
+    def slice_(shape, begin, size):  # noqa: ANN001
+        c.append((f"slice {shape} {begin} {size}",
+                  lambda b: b.slice(b.input(shape), begin, size)))
+
+    slice_((1, 6, 5, 4), [0, 1, 2, 1], [1, 3, 2, 2])
+    slice_((1, 6, 5, 4), [0, 2, 0, 0], [-1, -1, 3, -1])
+    slice_((7, 9), [3, 0], [4, 9])
+    slice_((4, 3, 5), [1, 1, 4], [2, 2, 1])
+    return c
+
+
 GROUPS: dict[str, Callable[[], list[Case]]] = {
     "conv": _conv_cases,
     "conv_tiled": _conv_tiled_cases,
@@ -438,6 +462,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "mean": _mean_cases,
     "pad_concat_reshape": _movement_cases,
     "quantize_relu": _quant_cases,
+    "transpose_slice": _transpose_slice_cases,
     "networks": _network_cases,
 }
 INPUT_SETS = 10

@@ -75,6 +75,7 @@ __all__ = [
     "SUPPORTED_OPS",
     "load_model",
     "load_model_bytes",
+    "load_model_structure",
 ]
 
 #: Operators the generator has kernels for. The kernels engineer extends this set (and, if the
@@ -97,6 +98,8 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "DEQUANTIZE",
         "RELU",
         "RELU6",
+        "TRANSPOSE",
+        "SLICE",
     }
 )
 
@@ -144,6 +147,8 @@ _OPTIONS_TYPE: dict[str, int] = {
         "DEQUANTIZE": "DequantizeOptions",
         "RELU": "",
         "RELU6": "",
+        "TRANSPOSE": "TransposeOptions",
+        "SLICE": "SliceOptions",
     }.items()
 }
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
@@ -180,6 +185,22 @@ def load_model_bytes(data: bytes, name: str) -> Graph:
     model = _decode(data, name)
     # Constant folding runs right after loading (its own pass, generator.compiler.fold).
     return fold_constants(_Loader(model, data, name).graph())
+
+
+def load_model_structure(path: str | os.PathLike[str]) -> Graph:
+    """The model at *path* as TFLM's interpreter sees it, for the TFLM backend: every operator
+    of the file in order (any opcode; nothing folded, no options normalized), its tensors and
+    graph inputs/outputs. Only the structure is checked (indices in range, executable in order;
+    variable tensors count as available state). The generated backend's operator list and
+    int8 rules do not apply: TFLM's resolver is built from the model's own operators and its
+    interpreter validates the rest."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file '{p}': {exc.strerror or exc}; check the path"
+                         ) from None
+    return _Loader(_decode(data, p.stem), data, p.stem).structure()
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +366,40 @@ class _Loader:
             outputs=self.outputs,
         )
 
+    def structure(self) -> Graph:
+        """Decode without the generated backend's checks (see :func:`load_model_structure`)."""
+        subgraphs = self.model.subgraphs or []
+        if not subgraphs:
+            raise self.fail("has no subgraph; the file is incomplete")
+        sg = subgraphs[0]
+        self.tensors = self._decode_tensors(sg)
+        self.ops = self._decode_ops(sg)
+        self.inputs = self._check_indices(_ints(sg.inputs), "graph input")
+        self.outputs = self._check_indices(_ints(sg.outputs), "graph output")
+        if not self.ops:
+            raise self.fail("has no operators; nothing to run")
+        self._check_dataflow(state={t.index for t in self.tensors if t.fb.isVariable})
+        for t in (*self.inputs, *self.outputs):
+            if self.tensors[t].dtype not in DTYPE_SIZES:
+                raise self.fail(
+                    f"has graph input/output {self.tensors[t].label()} of type "
+                    f"{self.tensors[t].dtype}; the infer app feeds and reads only "
+                    f"{', '.join(DTYPE_SIZES)} tensors"
+                )
+        tensors = tuple(
+            self._to_ir(t) if t.dtype in DTYPE_SIZES
+            else Tensor(index=t.index, name=t.name, shape=t.shape, dtype=t.dtype)
+            for t in self.tensors
+        )
+        operators = tuple(
+            Operator(index=op.index, opcode=op.opcode, inputs=op.inputs, outputs=op.outputs,
+                     options={})
+            for op in self.ops
+        )
+        return Graph(name=self.name, sha256=hashlib.sha256(self.data).hexdigest(),
+                     tensors=tensors, operators=operators, inputs=self.inputs,
+                     outputs=self.outputs)
+
     def _inconsistent(self, op: _RawOp | Operator, problem: str) -> ModelError:
         return self.fail(
             f"has an inconsistent operator #{op.index} {op.opcode}: {problem}; the file is "
@@ -443,9 +498,10 @@ class _Loader:
 
     # -- structure -----------------------------------------------------------------------------
 
-    def _check_dataflow(self) -> None:
-        """Every activation an operator reads exists by then: graph input or produced earlier."""
-        available = set(self.inputs)
+    def _check_dataflow(self, state: frozenset[int] | set[int] = frozenset()) -> None:
+        """Every activation an operator reads exists by then: graph input or produced earlier
+        (or, with *state*, a variable tensor that persists across inferences)."""
+        available = set(self.inputs) | set(state)
         producer: dict[int, int] = {}
         for op in self.ops:
             for t in op.inputs:
@@ -918,6 +974,29 @@ def _mean_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {"axes": tuple(sorted(norm)), "keep_dims": keep}
 
 
+def _transpose_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    perm = [int(v) for v in view.const_input(1, "permutation").reshape(-1)]
+    rank = len(view.input(0).shape)
+    if sorted(perm) != list(range(rank)):
+        raise _OptionError(f"permutation {perm} is not a permutation of 0..{rank - 1} "
+                           "(TFLM takes no negative entries)")
+    return {"perm": tuple(perm)}
+
+
+def _slice_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    shape = view.input(0).shape
+    begin = [int(v) for v in view.const_input(1, "begin").reshape(-1)]
+    size = [int(v) for v in view.const_input(2, "size").reshape(-1)]
+    if len(begin) != len(shape) or len(size) != len(shape):
+        raise _OptionError(f"has {len(begin)} begin and {len(size)} size values for a "
+                           f"rank-{len(shape)} input")
+    size = [d - b if n == -1 else n for d, b, n in zip(shape, begin, size)]
+    for d, b, n in zip(shape, begin, size):
+        if b < 0 or n < 0 or b + n > d:
+            raise _OptionError(f"slices [{b}, {b + n}) of a dimension of {d}")
+    return {"begin": tuple(begin), "size": tuple(size)}
+
+
 def _no_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {}
 
@@ -954,4 +1033,6 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "DEQUANTIZE": _no_options,
     "RELU": _no_options,
     "RELU6": _no_options,
+    "TRANSPOSE": _transpose_options,
+    "SLICE": _slice_options,
 }

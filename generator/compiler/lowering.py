@@ -42,7 +42,8 @@ class CArray:
 
     @property
     def nbytes(self) -> int:
-        size = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}[self.ctype]
+        size = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4,
+                "uint32_t": 4, "float": 4}[self.ctype]
         return size * len(self.values)
 
     def lines(self, per_line: int = 0) -> list[str]:
@@ -669,6 +670,43 @@ def _concat(ctx: _Ctx) -> str:
     return f"axis {axis}, {len(ctx.op.inputs)} inputs"
 
 
+def _index_map(ctx: _Ctx, source: np.ndarray, what: str) -> str:
+    """Data movement as a gather: output element i is input element ``source[i]`` (the map is
+    worked out here with numpy on the element indices; the kernel only copies bytes)."""
+    x, y = ctx.tin(0), ctx.tout()
+    if x.dtype != y.dtype:
+        raise ctx.fail("changes the data type; data movement keeps it")
+    if x.dtype != "int8":
+        raise ctx.fail(f"moves {x.dtype} data; this kernel takes int8")
+    if x.quant is not None and y.quant is not None and ctx.quant(x) != ctx.quant(y):
+        raise ctx.fail("has an output quantized differently from its input")
+    idx = np.asarray(source, dtype=np.int64).reshape(-1)
+    if idx.size != y.size:
+        raise ctx.fail(f"maps {idx.size} elements to an output of {y.size}")
+    wide = x.size > 0x10000
+    name = ctx.array("map", "uint32_t" if wide else "uint16_t", int_values(idx))
+    ctx.kernels.add("ss_gather.c")
+    fn = "ss_gather8_u32" if wide else "ss_gather8_u16"
+    src = ctx.ptr(x, "uint8_t", const=True)
+    ctx.body.append(f"{fn}({src}, {name}, {ctx.ptr(y, 'uint8_t')}, {y.size}u);")
+    return what
+
+
+def _transpose(ctx: _Ctx) -> str:
+    x = ctx.tin(0)
+    perm = tuple(ctx.op.options["perm"])
+    src = np.arange(x.size).reshape(x.shape).transpose(perm)
+    return _index_map(ctx, src, f"perm {list(perm)}")
+
+
+def _slice(ctx: _Ctx) -> str:
+    x = ctx.tin(0)
+    begin, size = ctx.op.options["begin"], ctx.op.options["size"]
+    sl = tuple(slice(b, b + n) for b, n in zip(begin, size))
+    src = np.arange(x.size).reshape(x.shape)[sl]
+    return _index_map(ctx, src, f"begin {list(begin)} size {list(size)}")
+
+
 def _lut_op(ctx: _Ctx, lut: list[int], what: str) -> str:
     x, y = ctx.tin(0), ctx.tout()
     name = ctx.array("lut", "uint8_t", int_values(lut))
@@ -745,6 +783,8 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "RELU6": _relu,
     "QUANTIZE": _quantize,
     "DEQUANTIZE": _dequantize,
+    "TRANSPOSE": _transpose,
+    "SLICE": _slice,
 }
 
 

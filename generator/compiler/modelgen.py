@@ -413,6 +413,40 @@ class ModelBuilder:
                  o)
         return y
 
+    def reduce(self, kind: str, x: _T, axes: tuple[int, ...], keep_dims: bool = False) -> _T:
+        """REDUCE_MAX / REDUCE_MIN (*kind* 'max' / 'min'): TFLM needs the output quantized like
+        the input."""
+        rank = len(x.shape)
+        norm = sorted({a % rank for a in axes})
+        if keep_dims:
+            shape = tuple(1 if i in norm else d for i, d in enumerate(x.shape))
+        else:
+            shape = tuple(d for i, d in enumerate(x.shape) if i not in norm)
+        y = self._act_tensor(shape, x.dtype, x.q, x.std, f"reduce_{kind}")
+        at = self._const(np.asarray(axes, dtype=np.int32), "int32", None, "axes")
+        o = schema.ReducerOptionsT()
+        o.keepDims = keep_dims
+        opcode = {"max": schema.BuiltinOperator.REDUCE_MAX,
+                  "min": schema.BuiltinOperator.REDUCE_MIN}[kind]
+        self._op(opcode, [x, at], [y], schema.BuiltinOptions.ReducerOptions, o)
+        return y
+
+    def transpose(self, x: _T, perm: tuple[int, ...]) -> _T:
+        shape = tuple(x.shape[a] for a in perm)
+        y = self._act_tensor(shape, x.dtype, x.q, x.std, "transpose")
+        self._op(schema.BuiltinOperator.TRANSPOSE, [x, self.int32_constant(list(perm))], [y],
+                 schema.BuiltinOptions.TransposeOptions, schema.TransposeOptionsT())
+        return y
+
+    def slice(self, x: _T, begin: list[int], size: list[int]) -> _T:
+        """SLICE; a size of -1 takes the rest of the dimension."""
+        shape = tuple(d - b if n == -1 else n for d, b, n in zip(x.shape, begin, size))
+        y = self._act_tensor(shape, x.dtype, x.q, x.std, "slice")
+        self._op(schema.BuiltinOperator.SLICE,
+                 [x, self.int32_constant(begin), self.int32_constant(size)], [y],
+                 schema.BuiltinOptions.SliceOptions, schema.SliceOptionsT())
+        return y
+
     def quantize(self, x: _T, dtype: str = "int8", out_q: QParams | None = None) -> _T:
         if out_q is None:
             if x.q is not None:

@@ -18,6 +18,8 @@ RESHAPE              the element count is kept
 PAD                  every dimension grows by its (before, after) paddings
 MEAN                 the reduced axes become 1 (keep_dims) or disappear
 SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6: the input's shape
+TRANSPOSE            the input's dimensions in the order of ``perm``
+SLICE                ``size`` (with -1 resolved to the rest of the dimension)
 ===================  ===========================================================================
 
 ``out(n, k, s, d)`` with the effective filter ``e = (k - 1) * d + 1``: SAME ``ceil(n / s)``,
@@ -63,6 +65,8 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "DEQUANTIZE": (1, 1, frozenset()),
     "RELU": (1, 1, frozenset()),
     "RELU6": (1, 1, frozenset()),
+    "TRANSPOSE": (2, 2, frozenset()),
+    "SLICE": (3, 3, frozenset()),
 }
 
 
@@ -222,6 +226,23 @@ def _mean(v: _Op) -> tuple[int, ...]:
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
+def _transpose(v: _Op) -> tuple[int, ...]:
+    shape = v.need(0).shape
+    perm = tuple(int(a) for a in v.op.options["perm"])
+    if sorted(perm) != list(range(len(shape))):
+        raise ShapeError(f"permutation {list(perm)} does not fit a rank-{len(shape)} input")
+    return tuple(shape[a] for a in perm)
+
+
+def _slice(v: _Op) -> tuple[int, ...]:
+    shape = v.need(0).shape
+    begin, size = v.op.options["begin"], v.op.options["size"]
+    if len(begin) != len(shape) or any(b + n > d for d, b, n in zip(shape, begin, size)):
+        raise ShapeError(f"slice begin {list(begin)} size {list(size)} does not fit the input "
+                         f"{_shape(shape)}")
+    return tuple(int(n) for n in size)
+
+
 _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _dwconv,
@@ -239,6 +260,8 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "DEQUANTIZE": _same,
     "RELU": _same,
     "RELU6": _same,
+    "TRANSPOSE": _transpose,
+    "SLICE": _slice,
 }
 
 
