@@ -449,6 +449,43 @@ def _transpose_slice_cases() -> list[Case]:
     return c
 
 
+def _reshuffle_cases() -> list[Case]:
+    """STRIDED_SLICE on activations, SQUEEZE, EXPAND_DIMS, GATHER, SPACE_TO_DEPTH,
+    DEPTH_TO_SPACE (output shapes worked out by hand here, checked by the TFLM interpreter)."""
+    c: list[Case] = []
+
+    def ss(shape, begin, end, strides, out, **masks):  # noqa: ANN001
+        c.append((f"strided_slice {shape} {begin}:{end}:{strides} {masks}",
+                  lambda b: b.strided_slice(b.input(shape), begin, end, strides, out, **masks)))
+
+    ss((1, 8, 6, 4), [0, 1, 0, 0], [1, 7, 6, 4], [1, 2, 2, 1], (1, 3, 3, 4))
+    ss((1, 8, 6, 4), [0, -1, 0, 3], [1, 0, 6, 0], [1, -2, 3, -1], (1, 4, 2, 3))
+    ss((5, 7), [1, 0], [0, 3], [1, 1], (4, 3), end_mask=1)
+    ss((5, 7), [2, 1], [3, 6], [1, 2], (3,), shrink_axis_mask=1)
+    ss((4, 6, 3), [0, 0, 0], [2, 6, 3], [1, 1, 1], (6, 3), begin_mask=1, shrink_axis_mask=1)
+    c.append(("squeeze (1,4,1,3) [0,2]", lambda b: b.squeeze(b.input((1, 4, 1, 3)), [0, 2])))
+    c.append(("squeeze (1,1,5) all", lambda b: b.squeeze(b.input((1, 1, 5)), [])))
+    c.append(("squeeze (2,1,3) [-2]", lambda b: b.squeeze(b.input((2, 1, 3)), [-2])))
+    c.append(("expand_dims (4,3) 0", lambda b: b.expand_dims(b.input((4, 3)), 0)))
+    c.append(("expand_dims (4,3) -1", lambda b: b.expand_dims(b.input((4, 3)), -1)))
+    c.append(("expand_dims (2,4,3) 2", lambda b: b.expand_dims(b.input((2, 4, 3)), 2)))
+    c.append(("gather (6,4) [5,0,2] axis 0",
+              lambda b: b.gather(b.input((6, 4)), [5, 0, 2, 2], 0)))
+    c.append(("gather (2,5,3) [[4,1],[0,0]] axis 1",
+              lambda b: b.gather(b.input((2, 5, 3)), [[4, 1], [0, 0]], 1)))
+    c.append(("gather (2,5,3) [2,1] axis -1",
+              lambda b: b.gather(b.input((2, 5, 3)), [2, 1], -1)))
+    c.append(("space_to_depth (1,4,6,3) 2",
+              lambda b: b.space_to_depth(b.input((1, 4, 6, 3)), 2)))
+    c.append(("space_to_depth (2,6,3,2) 3",
+              lambda b: b.space_to_depth(b.input((2, 6, 3, 2)), 3)))
+    c.append(("depth_to_space (1,2,3,8) 2",
+              lambda b: b.depth_to_space(b.input((1, 2, 3, 8)), 2)))
+    c.append(("depth_to_space (1,3,2,9) 3",
+              lambda b: b.depth_to_space(b.input((1, 3, 2, 9)), 3)))
+    return c
+
+
 GROUPS: dict[str, Callable[[], list[Case]]] = {
     "conv": _conv_cases,
     "conv_tiled": _conv_tiled_cases,
@@ -463,6 +500,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "pad_concat_reshape": _movement_cases,
     "quantize_relu": _quant_cases,
     "transpose_slice": _transpose_slice_cases,
+    "reshuffle": _reshuffle_cases,
     "networks": _network_cases,
 }
 INPUT_SETS = 10

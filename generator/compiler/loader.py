@@ -100,6 +100,12 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "RELU6",
         "TRANSPOSE",
         "SLICE",
+        "STRIDED_SLICE",
+        "SQUEEZE",
+        "EXPAND_DIMS",
+        "GATHER",
+        "SPACE_TO_DEPTH",
+        "DEPTH_TO_SPACE",
     }
 )
 
@@ -149,6 +155,12 @@ _OPTIONS_TYPE: dict[str, int] = {
         "RELU6": "",
         "TRANSPOSE": "TransposeOptions",
         "SLICE": "SliceOptions",
+        "STRIDED_SLICE": "StridedSliceOptions",
+        "SQUEEZE": "SqueezeOptions",
+        "EXPAND_DIMS": "ExpandDimsOptions",
+        "GATHER": "GatherOptions",
+        "SPACE_TO_DEPTH": "SpaceToDepthOptions",
+        "DEPTH_TO_SPACE": "DepthToSpaceOptions",
     }.items()
 }
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
@@ -997,6 +1009,53 @@ def _slice_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {"begin": tuple(begin), "size": tuple(size)}
 
 
+def _strided_slice_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    out = _generic_options(opts, view)
+    for i, key in enumerate(("begin", "end", "strides"), start=1):
+        t = view.input(i)
+        if t.data is not None:  # else computed by folded shape plumbing (the fold pass's)
+            out[key] = tuple(int(v) for v in t.data.reshape(-1))
+    if out.get("offset"):
+        raise _OptionError("sets offset=True, which TFLM's STRIDED_SLICE ignores")
+    return out
+
+
+def _squeeze_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    rank = len(view.input(0).shape)
+    raw = None if opts is None else opts.squeezeDims
+    dims = [] if raw is None else [int(d) for d in raw]
+    if any(not -rank <= d < rank for d in dims):
+        raise _OptionError(f"squeeze dimensions {dims} are out of range for rank {rank}")
+    return {"squeeze_dims": tuple(sorted({d % rank for d in dims}))}
+
+
+def _expand_dims_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    axis_values = view.const_input(1, "axis").reshape(-1)
+    rank = len(view.input(0).shape)
+    if axis_values.size != 1 or not -rank - 1 <= int(axis_values[0]) <= rank:
+        raise _OptionError(f"axis {axis_values.tolist()} is not one axis of 0..{rank}")
+    axis = int(axis_values[0])
+    return {"axis": axis + rank + 1 if axis < 0 else axis}
+
+
+def _gather_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    o = _with_default(opts, schema.GatherOptionsT)
+    rank = len(view.input(0).shape)
+    axis = int(o.axis)
+    if not -rank <= axis < rank:
+        raise _OptionError(f"axis {axis} is out of range for rank {rank}")
+    if int(o.batchDims) != 0:
+        raise _OptionError(f"has batch_dims {o.batchDims}; only 0 is supported")
+    idx = view.const_input(1, "indices")
+    return {"axis": axis % rank, "indices": tuple(int(v) for v in idx.reshape(-1)),
+            "indices_shape": tuple(idx.shape)}
+
+
+def _block_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    bs = int(getattr(opts, "blockSize", 0)) if opts is not None else 0
+    return {"block_size": _positive("block_size", bs)}
+
+
 def _no_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {}
 
@@ -1035,4 +1094,10 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "RELU6": _no_options,
     "TRANSPOSE": _transpose_options,
     "SLICE": _slice_options,
+    "STRIDED_SLICE": _strided_slice_options,
+    "SQUEEZE": _squeeze_options,
+    "EXPAND_DIMS": _expand_dims_options,
+    "GATHER": _gather_options,
+    "SPACE_TO_DEPTH": _block_options,
+    "DEPTH_TO_SPACE": _block_options,
 }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from generator.compiler import schedule
+from generator.compiler import schedule, shapes
 from generator.compiler import tflm_math as tm
 from generator.compiler.ir import Graph, Operator, Tensor
 from generator.compiler.plan import Plan
@@ -707,6 +707,15 @@ def _slice(ctx: _Ctx) -> str:
     return _index_map(ctx, src, f"begin {list(begin)} size {list(size)}")
 
 
+def _movement(ctx: _Ctx) -> str:
+    try:
+        src = shapes.movement_source(ctx.op, ctx.tin(0).shape)
+    except shapes.ShapeError as e:
+        raise ctx.fail(str(e)) from None
+    shown = {k: v for k, v in ctx.op.options.items() if k not in ("indices",)}
+    return _index_map(ctx, src, ", ".join(f"{k} {v}" for k, v in sorted(shown.items())))
+
+
 def _lut_op(ctx: _Ctx, lut: list[int], what: str) -> str:
     x, y = ctx.tin(0), ctx.tout()
     name = ctx.array("lut", "uint8_t", int_values(lut))
@@ -785,6 +794,12 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "DEQUANTIZE": _dequantize,
     "TRANSPOSE": _transpose,
     "SLICE": _slice,
+    "STRIDED_SLICE": _movement,
+    "SQUEEZE": _movement,
+    "EXPAND_DIMS": _movement,
+    "GATHER": _movement,
+    "SPACE_TO_DEPTH": _movement,
+    "DEPTH_TO_SPACE": _movement,
 }
 
 

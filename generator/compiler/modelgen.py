@@ -447,6 +447,56 @@ class ModelBuilder:
                  schema.BuiltinOptions.SliceOptions, schema.SliceOptionsT())
         return y
 
+    def _moved(self, x: _T, shape: tuple[int, ...], what: str) -> _T:
+        return self._act_tensor(tuple(int(d) for d in shape), x.dtype, x.q, x.std, what)
+
+    def squeeze(self, x: _T, dims: list[int]) -> _T:
+        rank = len(x.shape)
+        drop = {d % rank for d in dims} or {i for i, d in enumerate(x.shape) if d == 1}
+        y = self._moved(x, tuple(d for i, d in enumerate(x.shape) if i not in drop), "squeeze")
+        o = schema.SqueezeOptionsT()
+        o.squeezeDims = list(dims)
+        self._op(schema.BuiltinOperator.SQUEEZE, [x], [y], schema.BuiltinOptions.SqueezeOptions,
+                 o)
+        return y
+
+    def expand_dims(self, x: _T, axis: int) -> _T:
+        rank = len(x.shape)
+        shape = list(x.shape)
+        shape.insert(axis + rank + 1 if axis < 0 else axis, 1)
+        y = self._moved(x, tuple(shape), "expand")
+        self._op(schema.BuiltinOperator.EXPAND_DIMS, [x, self.int32_constant([axis])], [y],
+                 schema.BuiltinOptions.ExpandDimsOptions, schema.ExpandDimsOptionsT())
+        return y
+
+    def gather(self, x: _T, indices: Any, axis: int = 0) -> _T:
+        idx = np.asarray(indices, dtype=np.int32)
+        ax = axis % len(x.shape)
+        y = self._moved(x, (*x.shape[:ax], *idx.shape, *x.shape[ax + 1:]), "gather")
+        o = schema.GatherOptionsT()
+        o.axis, o.batchDims = axis, 0
+        self._op(schema.BuiltinOperator.GATHER, [x, self.int32_constant(idx)], [y],
+                 schema.BuiltinOptions.GatherOptions, o)
+        return y
+
+    def space_to_depth(self, x: _T, block: int) -> _T:
+        n, h, w, c = x.shape
+        y = self._moved(x, (n, h // block, w // block, c * block * block), "s2d")
+        o = schema.SpaceToDepthOptionsT()
+        o.blockSize = block
+        self._op(schema.BuiltinOperator.SPACE_TO_DEPTH, [x], [y],
+                 schema.BuiltinOptions.SpaceToDepthOptions, o)
+        return y
+
+    def depth_to_space(self, x: _T, block: int) -> _T:
+        n, h, w, c = x.shape
+        y = self._moved(x, (n, h * block, w * block, c // (block * block)), "d2s")
+        o = schema.DepthToSpaceOptionsT()
+        o.blockSize = block
+        self._op(schema.BuiltinOperator.DEPTH_TO_SPACE, [x], [y],
+                 schema.BuiltinOptions.DepthToSpaceOptions, o)
+        return y
+
     def quantize(self, x: _T, dtype: str = "int8", out_q: QParams | None = None) -> _T:
         if out_q is None:
             if x.q is not None:

@@ -20,6 +20,8 @@ MEAN                 the reduced axes become 1 (keep_dims) or disappear
 SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6: the input's shape
 TRANSPOSE            the input's dimensions in the order of ``perm``
 SLICE                ``size`` (with -1 resolved to the rest of the dimension)
+STRIDED_SLICE, SQUEEZE, EXPAND_DIMS, GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE: the shape of
+                     :func:`movement_source` (the operator applied to the element indices)
 ===================  ===========================================================================
 
 ``out(n, k, s, d)`` with the effective filter ``e = (k - 1) * d + 1``: SAME ``ceil(n / s)``,
@@ -28,8 +30,12 @@ VALID ``ceil((n - e + 1) / s)`` (at least 1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Container, Iterable, Sequence
 
+import numpy as np
+
+from generator.compiler import fold
 from generator.compiler.ir import Operator, Tensor
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "check_operator",
     "check_operators",
     "expected_output_shape",
+    "movement_source",
     "out_size",
 ]
 
@@ -67,6 +74,12 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "RELU6": (1, 1, frozenset()),
     "TRANSPOSE": (2, 2, frozenset()),
     "SLICE": (3, 3, frozenset()),
+    "STRIDED_SLICE": (4, 4, frozenset()),
+    "SQUEEZE": (1, 1, frozenset()),
+    "EXPAND_DIMS": (2, 2, frozenset()),
+    "GATHER": (2, 2, frozenset()),
+    "SPACE_TO_DEPTH": (1, 1, frozenset()),
+    "DEPTH_TO_SPACE": (1, 1, frozenset()),
 }
 
 
@@ -243,6 +256,61 @@ def _slice(v: _Op) -> tuple[int, ...]:
     return tuple(int(n) for n in size)
 
 
+def movement_source(op: Operator, shape: tuple[int, ...]) -> np.ndarray:
+    """For a data-movement operator with input shape *shape*: an array of the output's shape
+    whose element i is the flat index of the input element output element i copies (the
+    operator applied, with numpy, to the input's element indices). Raises ShapeError."""
+    o = op.options
+    src = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    code = op.opcode
+    if code == "TRANSPOSE":
+        return src.transpose(tuple(o["perm"]))
+    if code == "SLICE":
+        return src[tuple(slice(b, b + n) for b, n in zip(o["begin"], o["size"]))]
+    if code == "STRIDED_SLICE":
+        if not all(k in o for k in ("begin", "end", "strides")):
+            raise ShapeError("needs constant begin, end and strides")
+        consts = [np.asarray(o[k], dtype=np.int64) for k in ("begin", "end", "strides")]
+        try:
+            return fold.FOLDERS["STRIDED_SLICE"](op, [src, *consts], [], None)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - fold's own error: the model's fault
+            raise ShapeError(str(exc)) from None
+    if code == "SQUEEZE":
+        dims = set(o["squeeze_dims"]) or {i for i, d in enumerate(shape) if d == 1}
+        if any(shape[i] != 1 for i in dims):
+            raise ShapeError(f"squeezes dimensions {sorted(dims)} of {_shape(shape)}, not all 1")
+        return src.reshape(tuple(d for i, d in enumerate(shape) if i not in dims))
+    if code == "EXPAND_DIMS":
+        return np.expand_dims(src, int(o["axis"]))
+    if code == "GATHER":
+        idx = np.asarray(o["indices"], dtype=np.int64).reshape(o["indices_shape"])
+        axis = int(o["axis"])
+        if idx.size and (idx.min() < 0 or idx.max() >= shape[axis]):
+            raise ShapeError(f"gathers indices {idx.min()}..{idx.max()} of an axis of "
+                             f"{shape[axis]}")
+        return np.take(src, idx, axis=axis)
+    if code in ("SPACE_TO_DEPTH", "DEPTH_TO_SPACE"):
+        bs = int(o["block_size"])
+        if len(shape) != 4 or bs < 1:
+            raise ShapeError(f"takes a 4-D NHWC input and a block size >= 1, not {_shape(shape)}"
+                             f" and {bs}")
+        n, h, w, c = shape
+        if code == "SPACE_TO_DEPTH":
+            if h % bs or w % bs:
+                raise ShapeError(f"needs height and width divisible by the block size {bs}")
+            t = src.reshape(n, h // bs, bs, w // bs, bs, c).transpose(0, 1, 3, 2, 4, 5)
+            return t.reshape(n, h // bs, w // bs, bs * bs * c)
+        if c % (bs * bs):
+            raise ShapeError(f"needs channels divisible by the block size squared {bs * bs}")
+        t = src.reshape(n, h, w, bs, bs, c // (bs * bs)).transpose(0, 1, 3, 2, 4, 5)
+        return t.reshape(n, h * bs, w * bs, c // (bs * bs))
+    raise ShapeError(f"{code} is not a data-movement operator")
+
+
+def _movement(v: _Op) -> tuple[int, ...]:
+    return tuple(movement_source(v.op, v.need(0).shape).shape)
+
+
 _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _dwconv,
@@ -262,6 +330,12 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "RELU6": _same,
     "TRANSPOSE": _transpose,
     "SLICE": _slice,
+    "STRIDED_SLICE": _movement,
+    "SQUEEZE": _movement,
+    "EXPAND_DIMS": _movement,
+    "GATHER": _movement,
+    "SPACE_TO_DEPTH": _movement,
+    "DEPTH_TO_SPACE": _movement,
 }
 
 
