@@ -155,8 +155,8 @@ def test_inspect_cli_lists_fdmobilenet_folding(zoo_dir: Path) -> None:
 
 
 def test_unfoldable_operators_are_named(tmp_path: Path) -> None:
-    """STRIDED_SLICE and PACK of int8 activations would need kernels: still unsupported, by
-    index, with the reason; SHAPE of the same tensor folds."""
+    """PACK of int8 activations would need a kernel: still unsupported, by index, with the
+    reason (STRIDED_SLICE of activations has one now); SHAPE of the same tensor folds."""
     b = ModelBuilder(seed=2, name="unfoldable")
     x = b.input((1, 4, 4, 2), q=QParams(0.05, 0))
     s = b.strided_slice(x, [0, 1, 0, 0], [1, 3, 4, 2], [1, 1, 1, 1], (1, 2, 4, 2))
@@ -165,10 +165,8 @@ def test_unfoldable_operators_are_named(tmp_path: Path) -> None:
     path = write_model(b, tmp_path / "unfoldable.tflite")
     with pytest.raises(UnsupportedOperatorError) as e:
         load_model(path)
-    assert e.value.operators == [
-        (0, "STRIDED_SLICE (not foldable: computes on non-constant data)"),
-        (1, "PACK (not foldable: computes on non-constant data)")]
-    assert "#0 STRIDED_SLICE (not foldable" in str(e.value)
+    assert e.value.operators == [(1, "PACK (not foldable: computes on non-constant data)")]
+    assert "#1 PACK (not foldable" in str(e.value)
     assert "SHAPE" not in str(e.value).split("; supported")[0]
 
 
