@@ -486,6 +486,47 @@ def _reshuffle_cases() -> list[Case]:
     return c
 
 
+def _select_cases() -> list[Case]:
+    """MAXIMUM/MINIMUM (with broadcast and a constant operand), REDUCE_MAX/REDUCE_MIN,
+    ARG_MAX/ARG_MIN (int32 output)."""
+    c: list[Case] = []
+
+    def minmax(kind, sa, sb, const=False):  # noqa: ANN001
+        def f(b: ModelBuilder) -> object:
+            q = b.random_qparams()
+            x = b.input(sa, q=q)
+            other = b.constant(sb, q=q) if const else b.input(sb, q=q)
+            return b.minmax(kind, x, other)
+        c.append((f"{kind} {sa} {sb}{' const' if const else ''}", f))
+
+    minmax("max", (1, 4, 4, 3), (1, 4, 4, 3))
+    minmax("min", (1, 4, 4, 3), (1, 4, 4, 3))
+    minmax("max", (1, 4, 4, 3), (3,), const=True)
+    minmax("min", (2, 1, 5), (3, 1))
+    minmax("max", (1, 3, 1, 2), (1, 1, 4, 1))
+
+    def reduce(kind, shape, axes, keep):  # noqa: ANN001
+        c.append((f"reduce_{kind} {shape} {axes} keep={keep}",
+                  lambda b: b.reduce(kind, b.input(shape), axes, keep_dims=keep)))
+
+    reduce("max", (1, 6, 5, 4), (1, 2), False)
+    reduce("min", (1, 6, 5, 4), (1, 2), True)
+    reduce("max", (1, 6, 5, 4), (-1,), True)
+    reduce("min", (3, 7), (0,), False)
+    reduce("max", (2, 3, 4), (0, 2), False)
+
+    def arg(kind, shape, axis):  # noqa: ANN001
+        c.append((f"arg_{kind} {shape} axis={axis}",
+                  lambda b: b.arg(kind, b.input(shape), axis)))
+
+    arg("max", (1, 10), -1)
+    arg("min", (1, 10), 1)
+    arg("max", (1, 4, 5, 3), 3)
+    arg("min", (2, 6, 3), 1)
+    arg("max", (5, 4), 0)
+    return c
+
+
 GROUPS: dict[str, Callable[[], list[Case]]] = {
     "conv": _conv_cases,
     "conv_tiled": _conv_tiled_cases,
@@ -501,6 +542,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "quantize_relu": _quant_cases,
     "transpose_slice": _transpose_slice_cases,
     "reshuffle": _reshuffle_cases,
+    "select": _select_cases,
     "networks": _network_cases,
 }
 INPUT_SETS = 10

@@ -106,6 +106,12 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "GATHER",
         "SPACE_TO_DEPTH",
         "DEPTH_TO_SPACE",
+        "MAXIMUM",
+        "MINIMUM",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "ARG_MAX",
+        "ARG_MIN",
     }
 )
 
@@ -161,6 +167,12 @@ _OPTIONS_TYPE: dict[str, int] = {
         "GATHER": "GatherOptions",
         "SPACE_TO_DEPTH": "SpaceToDepthOptions",
         "DEPTH_TO_SPACE": "DepthToSpaceOptions",
+        "MAXIMUM": "MaximumMinimumOptions",
+        "MINIMUM": "MaximumMinimumOptions",
+        "REDUCE_MAX": "ReducerOptions",
+        "REDUCE_MIN": "ReducerOptions",
+        "ARG_MAX": "ArgMaxOptions",
+        "ARG_MIN": "ArgMinOptions",
     }.items()
 }
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
@@ -688,6 +700,8 @@ class _Loader:
                     self._check_quant(t, allow_per_channel=True)
             elif t.index in self.folded_tensors:
                 pass  # int32/int64 shape data computed at generation time
+            elif t.index in self._index_outputs() and t.dtype == "int32":
+                pass  # ARG_MAX/ARG_MIN indices
             elif t.index in self.exempt:
                 if t.dtype == "uint8":
                     self._check_quant(t, allow_per_channel=False)
@@ -695,6 +709,9 @@ class _Loader:
                 self._check_activation(t)
             if t.is_const:
                 self._check_data_size(t)
+
+    def _index_outputs(self) -> set[int]:
+        return {t for op in self.ops if op.opcode in ("ARG_MAX", "ARG_MIN") for t in op.outputs}
 
     def _check_activation(self, t: _RawTensor) -> None:
         if t.dtype == "int16":
@@ -1054,6 +1071,16 @@ def _block_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {"block_size": _positive("block_size", bs)}
 
 
+def _arg_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    values = view.const_input(1, "axis").reshape(-1)
+    rank = len(view.input(0).shape)
+    if values.size != 1 or not -rank <= int(values[0]) < rank:
+        raise _OptionError(f"axis {values.tolist()} is not one axis of a rank-{rank} input")
+    if view.output().dtype != "int32":
+        raise _OptionError(f"outputs {view.output().dtype}; only int32 indices are supported")
+    return {"axis": int(values[0]) % rank}
+
+
 def _no_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {}
 
@@ -1098,4 +1125,10 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "GATHER": _gather_options,
     "SPACE_TO_DEPTH": _block_options,
     "DEPTH_TO_SPACE": _block_options,
+    "MAXIMUM": _no_options,
+    "MINIMUM": _no_options,
+    "REDUCE_MAX": _mean_options,
+    "REDUCE_MIN": _mean_options,
+    "ARG_MAX": _arg_options,
+    "ARG_MIN": _arg_options,
 }

@@ -716,6 +716,67 @@ def _movement(ctx: _Ctx) -> str:
     return _index_map(ctx, src, ", ".join(f"{k} {v}" for k, v in sorted(shown.items())))
 
 
+def _u32_map(ctx: _Ctx, suffix: str, idx: np.ndarray) -> str:
+    return ctx.array(suffix, "uint32_t", int_values(np.asarray(idx, dtype=np.int64)))
+
+
+def _minmax(ctx: _Ctx) -> str:
+    a, b, y = ctx.tin(0), ctx.tin(1), ctx.tout()
+    for t in (a, b, y):
+        ctx.expect_dtype(t, "int8")
+    try:
+        ma, mb = (np.broadcast_to(np.arange(t.size).reshape(t.shape), y.shape)
+                  for t in (a, b))
+    except ValueError:
+        raise ctx.fail(f"cannot broadcast {a.shape} and {b.shape} to {y.shape}") from None
+    pa, pb = _operand(ctx, 0), _operand(ctx, 1)
+    na, nb = _u32_map(ctx, "map_a", ma), _u32_map(ctx, "map_b", mb)
+    is_max = "1u" if ctx.op.opcode == "MAXIMUM" else "0u"
+    ctx.kernels.add("ss_select.c")
+    ctx.body.append(f"ss_minmax8({pa}, {na}, {pb}, {nb}, {ctx.ptr(y)}, {y.size}u, {is_max});")
+    return "broadcast" if a.shape != b.shape else "elementwise"
+
+
+def _reduce_map(ctx: _Ctx, x: Tensor, axes: list[int]) -> tuple[np.ndarray, int, int]:
+    kept = [i for i in range(len(x.shape)) if i not in axes]
+    src = np.arange(x.size).reshape(x.shape).transpose(kept + axes)
+    count = math.prod(x.shape[i] for i in axes)
+    if count == 0 or x.size == 0:
+        raise ctx.fail("reduces an empty tensor")
+    return src.reshape(-1), x.size // count, count
+
+
+def _reduce_minmax(ctx: _Ctx) -> str:
+    x, y = ctx.tin(0), ctx.tout()
+    for t in (x, y):
+        ctx.expect_dtype(t, "int8")
+    if ctx.quant(x) != ctx.quant(y):
+        raise ctx.fail("has an output quantized differently from its input (TFLM requires equal "
+                       "scale and zero point)")
+    axes = sorted(int(a) for a in ctx.op.options["axes"])
+    src, outer, count = _reduce_map(ctx, x, axes)
+    name = _u32_map(ctx, "map", src)
+    is_max = "1u" if ctx.op.opcode == "REDUCE_MAX" else "0u"
+    ctx.kernels.add("ss_select.c")
+    ctx.body.append(f"ss_reduce8({ctx.ptr(x, const=True)}, {name}, {ctx.ptr(y)}, {outer}u, "
+                    f"{count}u, {is_max});")
+    return f"axes {axes}"
+
+
+def _arg_minmax(ctx: _Ctx) -> str:
+    x, y = ctx.tin(0), ctx.tout()
+    ctx.expect_dtype(x, "int8")
+    ctx.expect_dtype(y, "int32")
+    axis = int(ctx.op.options["axis"])
+    src, outer, count = _reduce_map(ctx, x, [axis])
+    name = _u32_map(ctx, "map", src)
+    is_max = "1u" if ctx.op.opcode == "ARG_MAX" else "0u"
+    ctx.kernels.add("ss_select.c")
+    ctx.body.append(f"ss_argreduce8({ctx.ptr(x, const=True)}, {name}, {ctx.ptr(y)}, {outer}u, "
+                    f"{count}u, {is_max});")
+    return f"axis {axis}"
+
+
 def _lut_op(ctx: _Ctx, lut: list[int], what: str) -> str:
     x, y = ctx.tin(0), ctx.tout()
     name = ctx.array("lut", "uint8_t", int_values(lut))
@@ -800,6 +861,12 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "GATHER": _movement,
     "SPACE_TO_DEPTH": _movement,
     "DEPTH_TO_SPACE": _movement,
+    "MAXIMUM": _minmax,
+    "MINIMUM": _minmax,
+    "REDUCE_MAX": _reduce_minmax,
+    "REDUCE_MIN": _reduce_minmax,
+    "ARG_MAX": _arg_minmax,
+    "ARG_MIN": _arg_minmax,
 }
 
 

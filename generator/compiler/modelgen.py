@@ -497,6 +497,32 @@ class ModelBuilder:
                  schema.BuiltinOptions.DepthToSpaceOptions, o)
         return y
 
+    def minmax(self, kind: str, a: _T, b: _T) -> _T:
+        """MAXIMUM / MINIMUM (*kind* 'max' / 'min'); TFLM compares the raw int8 values, so the
+        output takes the first input's quantization."""
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+        y = self._act_tensor(shape, "int8", a.q, a.std, kind)
+        opcode = {"max": schema.BuiltinOperator.MAXIMUM,
+                  "min": schema.BuiltinOperator.MINIMUM}[kind]
+        self._op(opcode, [a, b], [y], schema.BuiltinOptions.MaximumMinimumOptions,
+                 schema.MaximumMinimumOptionsT())
+        return y
+
+    def arg(self, kind: str, x: _T, axis: int) -> _T:
+        """ARG_MAX / ARG_MIN (*kind* 'max' / 'min') with int32 output."""
+        ax = axis % len(x.shape)
+        shape = tuple(d for i, d in enumerate(x.shape) if i != ax)
+        y = self._act_tensor(shape, "int32", None, 1.0, f"arg{kind}")
+        if kind == "max":
+            o: Any = schema.ArgMaxOptionsT()
+            opcode, otype = schema.BuiltinOperator.ARG_MAX, schema.BuiltinOptions.ArgMaxOptions
+        else:
+            o = schema.ArgMinOptionsT()
+            opcode, otype = schema.BuiltinOperator.ARG_MIN, schema.BuiltinOptions.ArgMinOptions
+        o.outputType = schema.TensorType.INT32
+        self._op(opcode, [x, self.int32_constant([axis])], [y], otype, o)
+        return y
+
     def quantize(self, x: _T, dtype: str = "int8", out_q: QParams | None = None) -> _T:
         if out_q is None:
             if x.q is not None:

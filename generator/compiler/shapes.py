@@ -20,6 +20,7 @@ MEAN                 the reduced axes become 1 (keep_dims) or disappear
 SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6: the input's shape
 TRANSPOSE            the input's dimensions in the order of ``perm``
 SLICE                ``size`` (with -1 resolved to the rest of the dimension)
+MAXIMUM, MINIMUM     as ADD; REDUCE_MAX, REDUCE_MIN as MEAN; ARG_MAX, ARG_MIN: the axis disappears
 STRIDED_SLICE, SQUEEZE, EXPAND_DIMS, GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE: the shape of
                      :func:`movement_source` (the operator applied to the element indices)
 ===================  ===========================================================================
@@ -80,6 +81,12 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "GATHER": (2, 2, frozenset()),
     "SPACE_TO_DEPTH": (1, 1, frozenset()),
     "DEPTH_TO_SPACE": (1, 1, frozenset()),
+    "MAXIMUM": (2, 2, frozenset()),
+    "MINIMUM": (2, 2, frozenset()),
+    "REDUCE_MAX": (2, 2, frozenset()),
+    "REDUCE_MIN": (2, 2, frozenset()),
+    "ARG_MAX": (2, 2, frozenset()),
+    "ARG_MIN": (2, 2, frozenset()),
 }
 
 
@@ -311,6 +318,14 @@ def _movement(v: _Op) -> tuple[int, ...]:
     return tuple(movement_source(v.op, v.need(0).shape).shape)
 
 
+def _arg(v: _Op) -> tuple[int, ...]:
+    shape = v.need(0).shape
+    axis = int(v.op.options["axis"])
+    if not 0 <= axis < len(shape):
+        raise ShapeError(f"reduces axis {axis} of a rank-{len(shape)} input")
+    return tuple(d for i, d in enumerate(shape) if i != axis)
+
+
 _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _dwconv,
@@ -336,6 +351,12 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "GATHER": _movement,
     "SPACE_TO_DEPTH": _movement,
     "DEPTH_TO_SPACE": _movement,
+    "MAXIMUM": _add,
+    "MINIMUM": _add,
+    "REDUCE_MAX": _mean,
+    "REDUCE_MIN": _mean,
+    "ARG_MAX": _arg,
+    "ARG_MIN": _arg,
 }
 
 

@@ -159,6 +159,17 @@ void ss_lut8(const uint8_t *lut, const uint8_t *input, uint8_t *output, uint32_t
 void ss_gather8_u16(const uint8_t *input, const uint16_t *map, uint8_t *output, uint32_t size);
 void ss_gather8_u32(const uint8_t *input, const uint32_t *map, uint8_t *output, uint32_t size);
 
+/* ---- selection by index maps: MAXIMUM/MINIMUM, REDUCE_MAX/MIN, ARG_MAX/MIN ---------------- */
+/* output[i] = max/min(a[map_a[i]], b[map_b[i]]) */
+void ss_minmax8(const int8_t *a, const uint32_t *map_a, const int8_t *b, const uint32_t *map_b,
+                int8_t *output, uint32_t size, uint32_t is_max);
+/* output[o] = max/min over j < count of input[map[o * count + j]] */
+void ss_reduce8(const int8_t *input, const uint32_t *map, int8_t *output, uint32_t outer,
+                uint32_t count, uint32_t is_max);
+/* output[o] = the first j < count where input[map[o * count + j]] is the max/min */
+void ss_argreduce8(const int8_t *input, const uint32_t *map, int32_t *output, uint32_t outer,
+                   uint32_t count, uint32_t is_max);
+
 /* ---- QUANTIZE float32 -> int8 / uint8 ------------------------------------------------------ */
 typedef struct {
     uint32_t size;
