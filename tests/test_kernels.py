@@ -246,6 +246,34 @@ def _add_cases() -> list[Case]:
     return c
 
 
+def _sub_cases() -> list[Case]:
+    """SUB: prepared like ADD by TFLM, the same spread (broadcast, activations, scale ratios,
+    a constant operand on either side)."""
+    c: list[Case] = []
+
+    def sub(sa, sb, ratio=None, const=None, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            qa = QParams(float(b.rng.uniform(0.01, 0.1)), int(b.rng.integers(-50, 50)))
+            sb_scale = qa.scale * ratio if ratio else float(b.rng.uniform(0.01, 0.1))
+            qb = QParams(sb_scale, int(b.rng.integers(-50, 50)))
+            x = b.constant(sa, q=qa) if const == 0 else b.input(sa, q=qa)
+            y = b.constant(sb, q=qb) if const == 1 else b.input(sb, q=qb)
+            return b.sub(x, y, **kw)
+        c.append((f"sub {sa}-{sb} ratio={ratio} const={const} "
+                  + " ".join(f"{k}={v}" for k, v in kw.items()), f))
+
+    sub((1, 4, 4, 8), (1, 4, 4, 8))
+    sub((1, 4, 4, 8), (1, 4, 4, 8), activation="RELU")
+    sub((1, 4, 4, 8), (1, 1, 1, 8), activation="RELU6")
+    sub((1, 1, 4, 1), (1, 3, 1, 5))
+    sub((2, 3), (3,), out_range=0.2)
+    sub((1, 5, 5, 3), (1, 5, 5, 3), ratio=20.0)
+    sub((1, 5, 5, 3), (1, 5, 5, 3), ratio=0.01)
+    sub((1, 3, 3, 8), (8,), const=1)
+    sub((8,), (1, 3, 3, 8), const=0)
+    return c
+
+
 def _mul_cases() -> list[Case]:
     c: list[Case] = []
 
@@ -543,6 +571,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "transpose_slice": _transpose_slice_cases,
     "reshuffle": _reshuffle_cases,
     "select": _select_cases,
+    "sub": _sub_cases,
     "networks": _network_cases,
 }
 INPUT_SETS = 10

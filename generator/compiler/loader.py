@@ -112,6 +112,7 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "REDUCE_MIN",
         "ARG_MAX",
         "ARG_MIN",
+        "SUB",
     }
 )
 
@@ -173,6 +174,7 @@ _OPTIONS_TYPE: dict[str, int] = {
         "REDUCE_MIN": "ReducerOptions",
         "ARG_MAX": "ArgMaxOptions",
         "ARG_MIN": "ArgMinOptions",
+        "SUB": "SubOptions",
     }.items()
 }
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
@@ -1131,4 +1133,5 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "REDUCE_MIN": _mean_options,
     "ARG_MAX": _arg_options,
     "ARG_MIN": _arg_options,
+    "SUB": _add_options,
 }

@@ -488,8 +488,9 @@ def _add(ctx: _Ctx) -> str:
         ("output_mult", c_int(q["output_mult"])), ("output_shift", c_int(q["output_shift"])),
         ("act_min", c_int(act_min)), ("act_max", c_int(act_max)),
     ])
-    ctx.kernels.add("ss_add.c")
-    ctx.body.append(f"ss_add_s8(&{p}, {in1}, {in2}, {ctx.ptr(y)});")
+    kind = "sub" if ctx.op.opcode == "SUB" else "add"  # TFLM prepares SUB exactly like ADD
+    ctx.kernels.add(f"ss_{kind}.c")
+    ctx.body.append(f"ss_{kind}_s8(&{p}, {in1}, {in2}, {ctx.ptr(y)});")
     return f"{'broadcast ' if broadcast else ''}{ctx.op.options.get('fused_activation', 'NONE')}"
 
 
@@ -843,6 +844,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "AVERAGE_POOL_2D": _pool,
     "MAX_POOL_2D": _pool,
     "ADD": _add,
+    "SUB": _add,
     "MUL": _mul,
     "SOFTMAX": _softmax,
     "MEAN": _mean,

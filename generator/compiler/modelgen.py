@@ -290,6 +290,16 @@ class ModelBuilder:
         self._op(schema.BuiltinOperator.ADD, [a, b], [y], schema.BuiltinOptions.AddOptions, o)
         return y
 
+    def sub(self, a: _T, b: _T, activation: str = "NONE", out_range: float = 1.0,
+            out_q: QParams | None = None) -> _T:
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+        std = math.hypot(a.std, b.std)
+        y = self._act_tensor(shape, "int8", self._out_q(std, out_range, out_q), std, "sub")
+        o = schema.SubOptionsT()
+        o.fusedActivationFunction = _ACT[activation]
+        self._op(schema.BuiltinOperator.SUB, [a, b], [y], schema.BuiltinOptions.SubOptions, o)
+        return y
+
     def mul(self, a: _T, b: _T, activation: str = "NONE", out_range: float = 1.0,
             out_q: QParams | None = None) -> _T:
         shape = tuple(np.broadcast_shapes(a.shape, b.shape))

@@ -12,7 +12,7 @@ CONV_2D              x [N,H,W,C] * w [O,KH,KW,C/g] -> [N, out(H,KH,sh,dh), out(W
 DEPTHWISE_CONV_2D    x [N,H,W,C] * w [1,KH,KW,C*m] -> [N, out(H..), out(W..), C*m]
 FULLY_CONNECTED      x [..., D] * w [O,D] -> [x.size/D, O] (keep_num_dims: [..., O])
 AVERAGE/MAX_POOL_2D  [N,H,W,C] -> [N, out(H,FH,sh,1), out(W,FW,sw,1), C]
-ADD, MUL             numpy broadcasting of the two inputs
+ADD, SUB, MUL        numpy broadcasting of the two inputs
 CONCATENATION        inputs equal except along axis; the axis sizes add up
 RESHAPE              the element count is kept
 PAD                  every dimension grows by its (before, after) paddings
@@ -64,6 +64,7 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "MAX_POOL_2D": (1, 1, frozenset()),
     "ADD": (2, 2, frozenset()),
     "MUL": (2, 2, frozenset()),
+    "SUB": (2, 2, frozenset()),
     "CONCATENATION": (1, None, frozenset()),
     "RESHAPE": (1, 2, frozenset({1})),
     "SOFTMAX": (1, 1, frozenset()),
@@ -334,6 +335,7 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "MAX_POOL_2D": _pool,
     "ADD": _add,
     "MUL": _add,
+    "SUB": _add,
     "CONCATENATION": _concat,
     "RESHAPE": _reshape,
     "SOFTMAX": _same,

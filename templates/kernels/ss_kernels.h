@@ -99,6 +99,8 @@ typedef struct {
     int32_t act_min, act_max;
 } ss_add_params_t;
 void ss_add_s8(const ss_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output);
+/* SUB: the same parameters (TFLM prepares SUB like ADD), input 2 subtracted */
+void ss_sub_s8(const ss_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output);
 
 /* ---- MUL (with up to 4-D broadcasting) ---------------------------------------------------- */
 typedef struct {
