@@ -555,6 +555,17 @@ def _select_cases() -> list[Case]:
     return c
 
 
+def _leaky_cases() -> list[Case]:
+    """LEAKY_RELU through a 256-entry table (tflm_math's Python evaluation of TFLM's integer
+    algorithm for every input byte)."""
+    c: list[Case] = []
+    for shape, alpha in [((1, 4, 4, 3), 0.2), ((2, 10), 0.01), ((1, 8), 1.5), ((3, 5), 0.0),
+                         ((1, 2, 2, 16), 0.3)]:
+        c.append((f"leaky_relu {shape} alpha={alpha}",
+                  lambda b, shape=shape, alpha=alpha: b.leaky_relu(b.input(shape), alpha)))
+    return c
+
+
 GROUPS: dict[str, Callable[[], list[Case]]] = {
     "conv": _conv_cases,
     "conv_tiled": _conv_tiled_cases,
@@ -572,6 +583,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "reshuffle": _reshuffle_cases,
     "select": _select_cases,
     "sub": _sub_cases,
+    "leaky_relu": _leaky_cases,
     "networks": _network_cases,
 }
 INPUT_SETS = 10

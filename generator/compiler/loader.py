@@ -113,6 +113,7 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "ARG_MAX",
         "ARG_MIN",
         "SUB",
+        "LEAKY_RELU",
     }
 )
 
@@ -175,6 +176,7 @@ _OPTIONS_TYPE: dict[str, int] = {
         "ARG_MAX": "ArgMaxOptions",
         "ARG_MIN": "ArgMinOptions",
         "SUB": "SubOptions",
+        "LEAKY_RELU": "LeakyReluOptions",
     }.items()
 }
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
@@ -1134,4 +1136,5 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "ARG_MAX": _arg_options,
     "ARG_MIN": _arg_options,
     "SUB": _add_options,
+    "LEAKY_RELU": _generic_options,
 }

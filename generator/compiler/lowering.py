@@ -802,6 +802,15 @@ def _relu(ctx: _Ctx) -> str:
     return _lut_op(ctx, lut, "table")
 
 
+def _leaky_relu(ctx: _Ctx) -> str:
+    x, y = ctx.tin(0), ctx.tout()
+    for t in (x, y):
+        ctx.expect_dtype(t, "int8")
+    (sx, zx), (sy, zy) = ctx.quant(x), ctx.quant(y)
+    alpha = float(ctx.op.options.get("alpha", 0.2))
+    return _lut_op(ctx, tm.leaky_relu_lut(alpha, sx, zx, sy, zy), f"alpha {alpha} (table)")
+
+
 def _quantize(ctx: _Ctx) -> str:
     x, y = ctx.tin(0), ctx.tout()
     ctx.expect_dtype(y, "int8", "uint8")
@@ -853,6 +862,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "CONCATENATION": _concat,
     "RELU": _relu,
     "RELU6": _relu,
+    "LEAKY_RELU": _leaky_relu,
     "QUANTIZE": _quantize,
     "DEQUANTIZE": _dequantize,
     "TRANSPOSE": _transpose,

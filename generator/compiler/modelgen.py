@@ -533,6 +533,14 @@ class ModelBuilder:
         self._op(opcode, [x, self.int32_constant([axis])], [y], otype, o)
         return y
 
+    def gather_nd(self, x: _T, indices: Any) -> _T:
+        idx = np.asarray(indices, dtype=np.int32)
+        shape = (*idx.shape[:-1], *x.shape[idx.shape[-1]:])
+        y = self._act_tensor(shape, x.dtype, x.q, x.std, "gather_nd")
+        self._op(schema.BuiltinOperator.GATHER_ND, [x, self.int32_constant(idx)], [y],
+                 schema.BuiltinOptions.GatherNdOptions, schema.GatherNdOptionsT())
+        return y
+
     def quantize(self, x: _T, dtype: str = "int8", out_q: QParams | None = None) -> _T:
         if out_q is None:
             if x.q is not None:
@@ -556,6 +564,18 @@ class ModelBuilder:
                             int(self.rng.integers(-128, -60)))
         y = self._act_tensor(x.shape, "int8", out_q, x.std, "relu")
         self._op(schema.BuiltinOperator.RELU, [x], [y])
+        return y
+
+    def leaky_relu(self, x: _T, alpha: float, out_q: QParams | None = None) -> _T:
+        if out_q is None:
+            assert x.q is not None
+            out_q = QParams(x.q.scale * float(self.rng.uniform(0.5, 1.5)),
+                            int(self.rng.integers(-60, 61)))
+        y = self._act_tensor(x.shape, "int8", out_q, x.std, "leaky_relu")
+        o = schema.LeakyReluOptionsT()
+        o.alpha = alpha
+        self._op(schema.BuiltinOperator.LEAKY_RELU, [x], [y],
+                 schema.BuiltinOptions.LeakyReluOptions, o)
         return y
 
     def relu6(self, x: _T) -> _T:

@@ -17,7 +17,7 @@ CONCATENATION        inputs equal except along axis; the axis sizes add up
 RESHAPE              the element count is kept
 PAD                  every dimension grows by its (before, after) paddings
 MEAN                 the reduced axes become 1 (keep_dims) or disappear
-SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6: the input's shape
+SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6, LEAKY_RELU: the input's shape
 TRANSPOSE            the input's dimensions in the order of ``perm``
 SLICE                ``size`` (with -1 resolved to the rest of the dimension)
 MAXIMUM, MINIMUM     as ADD; REDUCE_MAX, REDUCE_MIN as MEAN; ARG_MAX, ARG_MIN: the axis disappears
@@ -65,6 +65,7 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "ADD": (2, 2, frozenset()),
     "MUL": (2, 2, frozenset()),
     "SUB": (2, 2, frozenset()),
+    "LEAKY_RELU": (1, 1, frozenset()),
     "CONCATENATION": (1, None, frozenset()),
     "RESHAPE": (1, 2, frozenset({1})),
     "SOFTMAX": (1, 1, frozenset()),
@@ -336,6 +337,7 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "ADD": _add,
     "MUL": _add,
     "SUB": _add,
+    "LEAKY_RELU": _same,
     "CONCATENATION": _concat,
     "RESHAPE": _reshape,
     "SOFTMAX": _same,

@@ -279,6 +279,26 @@ def relu_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list
     return lut
 
 
+def leaky_relu_lut(alpha: float, in_scale: float, in_zp: int, out_scale: float, out_zp: int
+                   ) -> list[int]:
+    """LEAKY_RELU int8: TFLM CalculateOpDataLeakyRelu (the scale products in float32, then
+    QuantizeMultiplier in double) + reference_ops::QuantizeLeakyRelu, for every input byte."""
+    s_in, s_out, a = np.float32(in_scale), np.float32(out_scale), np.float32(alpha)
+    alpha_mult, alpha_shift = quantize_multiplier(float(np.float32(s_in * a) / s_out))
+    id_mult, id_shift = quantize_multiplier(float(s_in / s_out))
+    negative = alpha_mult < 0
+    lut = []
+    for byte in range(256):
+        v = (byte - 256 if byte >= 128 else byte) - in_zp
+        if v >= 0:
+            out = out_zp + mbqm(v, id_mult, id_shift)
+        else:
+            scaled = mbqm(v, -alpha_mult if negative else alpha_mult, alpha_shift)
+            out = out_zp + (-scaled if negative else scaled)
+        lut.append(min(max(out, -128), 127) & 0xFF)
+    return lut
+
+
 def relu6_lut(in_scale: float, in_zp: int) -> list[int]:
     """RELU6 int8: TFLM Relu6Prepare/Relu6Quantized clamp to [zero point, quantized 6]
     (in the input's quantization; the output's is not used)."""
