@@ -556,13 +556,17 @@ def _select_cases() -> list[Case]:
 
 
 def _leaky_cases() -> list[Case]:
-    """LEAKY_RELU through a 256-entry table (tflm_math's Python evaluation of TFLM's integer
-    algorithm for every input byte)."""
+    """PRELU (constant alpha, broadcast), and LEAKY_RELU through a 256-entry table (tflm_math's
+    Python evaluation of TFLM's integer algorithm for every input byte)."""
     c: list[Case] = []
     for shape, alpha in [((1, 4, 4, 3), 0.2), ((2, 10), 0.01), ((1, 8), 1.5), ((3, 5), 0.0),
                          ((1, 2, 2, 16), 0.3)]:
         c.append((f"leaky_relu {shape} alpha={alpha}",
                   lambda b, shape=shape, alpha=alpha: b.leaky_relu(b.input(shape), alpha)))
+    for shape, ashape in [((1, 4, 4, 3), (3,)), ((1, 4, 4, 3), (1, 1, 1, 3)),
+                          ((1, 3, 5, 2), (3, 5, 2)), ((2, 6), (6,))]:
+        c.append((f"prelu {shape} alpha {ashape}",
+                  lambda b, shape=shape, ashape=ashape: b.prelu(b.input(shape), ashape)))
     return c
 
 

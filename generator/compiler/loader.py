@@ -114,6 +114,7 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "ARG_MIN",
         "SUB",
         "LEAKY_RELU",
+        "PRELU",
     }
 )
 
@@ -177,6 +178,7 @@ _OPTIONS_TYPE: dict[str, int] = {
         "ARG_MIN": "ArgMinOptions",
         "SUB": "SubOptions",
         "LEAKY_RELU": "LeakyReluOptions",
+        "PRELU": "",
     }.items()
 }
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
@@ -1137,4 +1139,5 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "ARG_MIN": _arg_options,
     "SUB": _add_options,
     "LEAKY_RELU": _generic_options,
+    "PRELU": _no_options,
 }

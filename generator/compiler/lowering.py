@@ -738,6 +738,33 @@ def _minmax(ctx: _Ctx) -> str:
     return "broadcast" if a.shape != b.shape else "elementwise"
 
 
+def _prelu(ctx: _Ctx) -> str:
+    x, a, y = ctx.tin(0), ctx.tin(1), ctx.tout()
+    for t in (x, a, y):
+        ctx.expect_dtype(t, "int8")
+    (sx, zx), (sa, za), (sy, zy) = ctx.quant(x), ctx.quant(a), ctx.quant(y)
+    # TFLM's prepare: the scales as double
+    m1, s1 = tm.quantize_multiplier(float(np.float32(sx)) / float(np.float32(sy)))
+    m2, s2 = tm.quantize_multiplier(
+        float(np.float32(sx)) * float(np.float32(sa)) / float(np.float32(sy)))
+    for sh in (s1, s2):
+        tm.check_shift(sh, f"operator #{ctx.op.index}")
+    try:
+        mx, ma = (np.broadcast_to(np.arange(t.size).reshape(t.shape), y.shape) for t in (x, a))
+    except ValueError:
+        raise ctx.fail(f"cannot broadcast {x.shape} and {a.shape} to {y.shape}") from None
+    px, pa = _operand(ctx, 0), _operand(ctx, 1)
+    nx, na = _u32_map(ctx, "map_in", mx), _u32_map(ctx, "map_alpha", ma)
+    p = ctx.param("ss_prelu_params_t", [
+        ("size", f"{y.size}u"), ("input_offset", c_int(-zx)), ("alpha_offset", c_int(-za)),
+        ("output_offset", c_int(zy)), ("mult1", c_int(m1)), ("shift1", c_int(s1)),
+        ("mult2", c_int(m2)), ("shift2", c_int(s2)),
+    ])
+    ctx.kernels.add("ss_prelu.c")
+    ctx.body.append(f"ss_prelu_s8(&{p}, {px}, {nx}, {pa}, {na}, {ctx.ptr(y)});")
+    return f"alpha {list(a.shape)}"
+
+
 def _reduce_map(ctx: _Ctx, x: Tensor, axes: list[int]) -> tuple[np.ndarray, int, int]:
     kept = [i for i in range(len(x.shape)) if i not in axes]
     src = np.arange(x.size).reshape(x.shape).transpose(kept + axes)
@@ -863,6 +890,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "RELU": _relu,
     "RELU6": _relu,
     "LEAKY_RELU": _leaky_relu,
+    "PRELU": _prelu,
     "QUANTIZE": _quantize,
     "DEQUANTIZE": _dequantize,
     "TRANSPOSE": _transpose,

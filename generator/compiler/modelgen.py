@@ -578,6 +578,17 @@ class ModelBuilder:
                  schema.BuiltinOptions.LeakyReluOptions, o)
         return y
 
+    def prelu(self, x: _T, alpha_shape: tuple[int, ...]) -> _T:
+        """PRELU with a constant int8 alpha of *alpha_shape* (broadcast against the input)."""
+        assert x.q is not None
+        alpha = self.constant(alpha_shape, q=QParams(float(self.rng.uniform(0.002, 0.01)),
+                                                     int(self.rng.integers(-20, 21))))
+        out_q = QParams(x.q.scale * float(self.rng.uniform(0.5, 1.5)),
+                        int(self.rng.integers(-60, 61)))
+        y = self._act_tensor(x.shape, "int8", out_q, x.std, "prelu")
+        self._op(schema.BuiltinOperator.PRELU, [x, alpha], [y])
+        return y
+
     def relu6(self, x: _T) -> _T:
         y = self._act_tensor(x.shape, "int8", x.q, x.std, "relu6")
         self._op(schema.BuiltinOperator.RELU6, [x], [y])

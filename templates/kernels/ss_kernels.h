@@ -172,6 +172,16 @@ void ss_reduce8(const int8_t *input, const uint32_t *map, int8_t *output, uint32
 void ss_argreduce8(const int8_t *input, const uint32_t *map, int32_t *output, uint32_t outer,
                    uint32_t count, uint32_t is_max);
 
+/* ---- PRELU (input and alpha broadcast through index maps) --------------------------------- */
+typedef struct {
+    uint32_t size;             /* output elements */
+    int32_t input_offset, alpha_offset, output_offset;
+    int32_t mult1, shift1;     /* input >= 0: input_scale / output_scale */
+    int32_t mult2, shift2;     /* input < 0: input_scale * alpha_scale / output_scale */
+} ss_prelu_params_t;
+void ss_prelu_s8(const ss_prelu_params_t *p, const int8_t *input, const uint32_t *map_in,
+                 const int8_t *alpha, const uint32_t *map_alpha, int8_t *output);
+
 /* ---- QUANTIZE float32 -> int8 / uint8 ------------------------------------------------------ */
 typedef struct {
     uint32_t size;
