@@ -20,7 +20,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 from generator.compiler.loader import load_model
 from generator.compiler.modelgen import ModelBuilder, QParams, write_model
 from generator.compiler.plan import format_stats_table, plan_model, plan_to_dict
-from generator.errors import ModelError, UnsupportedOperatorError
+from generator.errors import ModelError
 
 
 def _int32_binary(b: ModelBuilder, opcode: int, x, y, shape, activation: str = "NONE"):  # noqa: ANN001, ANN202
@@ -154,20 +154,17 @@ def test_inspect_cli_lists_fdmobilenet_folding(zoo_dir: Path) -> None:
         (32, "STRIDED_SLICE", [[1]]), (33, "PACK", [[1, 5]])]
 
 
-def test_unfoldable_operators_are_named(tmp_path: Path) -> None:
-    """PACK of int8 activations would need a kernel: still unsupported, by index, with the
-    reason (STRIDED_SLICE of activations has one now); SHAPE of the same tensor folds."""
+def test_unfoldable_operators_run_as_kernels(tmp_path: Path) -> None:
+    """STRIDED_SLICE and PACK of int8 activations are not folded (non-constant data) but run
+    as kernels; SHAPE of the same tensor folds."""
     b = ModelBuilder(seed=2, name="unfoldable")
     x = b.input((1, 4, 4, 2), q=QParams(0.05, 0))
     s = b.strided_slice(x, [0, 1, 0, 0], [1, 3, 4, 2], [1, 1, 1, 1], (1, 2, 4, 2))
     b.output(b.pack([s, s], axis=0))
     b.output(b.shape(x))
-    path = write_model(b, tmp_path / "unfoldable.tflite")
-    with pytest.raises(UnsupportedOperatorError) as e:
-        load_model(path)
-    assert e.value.operators == [(1, "PACK (not foldable: computes on non-constant data)")]
-    assert "#1 PACK (not foldable" in str(e.value)
-    assert "SHAPE" not in str(e.value).split("; supported")[0]
+    graph = load_model(write_model(b, tmp_path / "unfoldable.tflite"))
+    assert [op.opcode for op in graph.operators] == ["STRIDED_SLICE", "PACK"]
+    assert [f.opcode for f in graph.folded] == ["SHAPE"]
 
 
 def test_inconsistent_folded_shape_is_rejected(tmp_path: Path) -> None:

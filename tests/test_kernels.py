@@ -570,6 +570,52 @@ def _leaky_cases() -> list[Case]:
     return c
 
 
+def _split_pack_cases() -> list[Case]:
+    """SPLIT, SPLIT_V (with -1), UNPACK (several outputs: the parts are packed back into one
+    output with PACK / CONCATENATION so every case has one output) and PACK of activations."""
+    c: list[Case] = []
+
+    def split(shape, num, axis):  # noqa: ANN001
+        def f(b: ModelBuilder) -> object:
+            parts = b.split(b.input(shape), num, axis)
+            return b.concat(parts[::-1], axis)  # reversed: a swapped part shows
+        c.append((f"split {shape} {num} axis={axis}", f))
+
+    split((1, 4, 6, 3), 2, 2)
+    split((1, 4, 6, 3), 3, -1)
+    split((6, 5), 3, 0)
+
+    def split_v(shape, sizes, axis):  # noqa: ANN001
+        def f(b: ModelBuilder) -> object:
+            parts = b.split_v(b.input(shape), sizes, axis)
+            return b.concat(parts[::-1], axis)
+        c.append((f"split_v {shape} {sizes} axis={axis}", f))
+
+    split_v((1, 4, 7, 3), [2, 4, 1], 2)
+    split_v((2, 9), [3, -1], -1)
+
+    def unpack(shape, axis):  # noqa: ANN001
+        def f(b: ModelBuilder) -> object:
+            parts = b.unpack(b.input(shape), axis)
+            return b.pack(parts[::-1], axis=0)
+        c.append((f"unpack {shape} axis={axis}", f))
+
+    unpack((3, 4), 0)
+    unpack((2, 3, 5), 1)
+    unpack((1, 2, 3, 2), -1)
+
+    def pack(shape, n, axis):  # noqa: ANN001
+        def f(b: ModelBuilder) -> object:
+            q = b.random_qparams()
+            return b.pack([b.input(shape, q=q) for _ in range(n)], axis=axis)
+        c.append((f"pack {n}x{shape} axis={axis}", f))
+
+    pack((4, 3), 2, 0)
+    pack((4, 3), 3, 1)
+    pack((2, 3, 2), 2, -1)
+    return c
+
+
 GROUPS: dict[str, Callable[[], list[Case]]] = {
     "conv": _conv_cases,
     "conv_tiled": _conv_tiled_cases,
@@ -588,6 +634,7 @@ GROUPS: dict[str, Callable[[], list[Case]]] = {
     "select": _select_cases,
     "sub": _sub_cases,
     "leaky_relu": _leaky_cases,
+    "split_pack": _split_pack_cases,
     "networks": _network_cases,
 }
 INPUT_SETS = 10

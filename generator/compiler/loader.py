@@ -115,6 +115,10 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "SUB",
         "LEAKY_RELU",
         "PRELU",
+        "SPLIT",
+        "SPLIT_V",
+        "UNPACK",
+        "PACK",
     }
 )
 
@@ -179,6 +183,10 @@ _OPTIONS_TYPE: dict[str, int] = {
         "SUB": "SubOptions",
         "LEAKY_RELU": "LeakyReluOptions",
         "PRELU": "",
+        "SPLIT": "SplitOptions",
+        "SPLIT_V": "SplitVOptions",
+        "UNPACK": "UnpackOptions",
+        "PACK": "PackOptions",
     }.items()
 }
 # Operators whose input 1 is a weight tensor and input 2 an (optional) bias.
@@ -1087,6 +1095,49 @@ def _arg_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {"axis": int(values[0]) % rank}
 
 
+def _one_axis(values: np.ndarray, rank: int) -> int:
+    values = values.reshape(-1)
+    if values.size != 1 or not -rank <= int(values[0]) < rank:
+        raise _OptionError(f"axis {values.tolist()} is not one axis of a rank-{rank} input")
+    return int(values[0]) % rank
+
+
+def _split_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    shape = view.input(1).shape
+    axis = _one_axis(view.const_input(0, "axis"), len(shape))
+    n = len(view._op.outputs)
+    if n < 1 or shape[axis] % n:
+        raise _OptionError(f"splits an axis of {shape[axis]} into {n} equal parts")
+    return {"axis": axis, "sizes": (shape[axis] // n,) * n}
+
+
+def _split_v_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    shape = view.input(0).shape
+    axis = _one_axis(view.const_input(2, "axis"), len(shape))
+    sizes = [int(v) for v in view.const_input(1, "size_splits").reshape(-1)]
+    if sizes.count(-1) > 1:
+        raise _OptionError(f"size_splits {sizes} has more than one -1")
+    if -1 in sizes:
+        sizes[sizes.index(-1)] = shape[axis] - sum(v for v in sizes if v != -1)
+    return {"axis": axis, "sizes": tuple(sizes)}
+
+
+def _unpack_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    o = _with_default(opts, schema.UnpackOptionsT)
+    rank = len(view.input(0).shape)
+    if not -rank <= int(o.axis) < rank:
+        raise _OptionError(f"axis {o.axis} is out of range for rank {rank}")
+    return {"axis": int(o.axis) % rank, "num": int(o.num)}
+
+
+def _pack_options(opts: Any, view: _OpView) -> dict[str, Any]:
+    o = _with_default(opts, schema.PackOptionsT)
+    rank = len(view.input(0).shape) + 1
+    if not -rank <= int(o.axis) < rank:
+        raise _OptionError(f"axis {o.axis} is out of range for rank {rank}")
+    return {"axis": int(o.axis) % rank, "values_count": int(o.valuesCount)}
+
+
 def _no_options(opts: Any, view: _OpView) -> dict[str, Any]:
     return {}
 
@@ -1140,4 +1191,8 @@ OPTION_NORMALIZERS: dict[str, Callable[[Any, _OpView], dict[str, Any]]] = {
     "SUB": _add_options,
     "LEAKY_RELU": _generic_options,
     "PRELU": _no_options,
+    "SPLIT": _split_options,
+    "SPLIT_V": _split_v_options,
+    "UNPACK": _unpack_options,
+    "PACK": _pack_options,
 }

@@ -717,6 +717,45 @@ def _movement(ctx: _Ctx) -> str:
     return _index_map(ctx, src, ", ".join(f"{k} {v}" for k, v in sorted(shown.items())))
 
 
+def _check_copy(ctx: _Ctx, x: Tensor, y: Tensor) -> None:
+    if x.dtype != "int8" or y.dtype != "int8":
+        raise ctx.fail(f"moves {x.dtype} to {y.dtype} data; this kernel takes int8")
+    if ctx.quant(x) != ctx.quant(y):
+        raise ctx.fail("has an output quantized differently from its input")
+
+
+def _split(ctx: _Ctx) -> str:
+    x = ctx.tin(1 if ctx.op.opcode == "SPLIT" else 0)
+    try:
+        parts = shapes.split_sources(ctx.op, x.shape)
+    except shapes.ShapeError as e:
+        raise ctx.fail(str(e)) from None
+    ctx.kernels.add("ss_gather.c")
+    src = ctx.ptr(x, "uint8_t", const=True)
+    for k, part in enumerate(parts):
+        y = ctx.tout(k)
+        _check_copy(ctx, x, y)
+        name = _u32_map(ctx, f"map{k}", part)
+        ctx.body.append(f"ss_gather8_u32({src}, {name}, {ctx.ptr(y, 'uint8_t')}, {y.size}u);")
+    return f"axis {ctx.op.options['axis']}, {len(parts)} outputs"
+
+
+def _pack(ctx: _Ctx) -> str:
+    y = ctx.tout()
+    axis = int(ctx.op.options["axis"])
+    dst = np.arange(y.size).reshape(y.shape)
+    ctx.kernels.add("ss_gather.c")
+    for k in range(len(ctx.op.inputs)):
+        x = ctx.tin(k)
+        _check_copy(ctx, x, y)
+        name = _u32_map(ctx, f"map{k}", np.take(dst, k, axis=axis))
+        src = (ctx.array(f"in{k}", "int8_t", int_values(x.data)) if x.data is not None
+               else ctx.ptr(x, const=True))
+        ctx.body.append(f"ss_scatter8_u32((const uint8_t *){src}, {name}, "
+                        f"{ctx.ptr(y, 'uint8_t')}, {x.size}u);")
+    return f"axis {axis}, {len(ctx.op.inputs)} inputs"
+
+
 def _u32_map(ctx: _Ctx, suffix: str, idx: np.ndarray) -> str:
     return ctx.array(suffix, "uint32_t", int_values(np.asarray(idx, dtype=np.int64)))
 
@@ -891,6 +930,10 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "RELU6": _relu,
     "LEAKY_RELU": _leaky_relu,
     "PRELU": _prelu,
+    "SPLIT": _split,
+    "SPLIT_V": _split,
+    "UNPACK": _split,
+    "PACK": _pack,
     "QUANTIZE": _quantize,
     "DEQUANTIZE": _dequantize,
     "TRANSPOSE": _transpose,

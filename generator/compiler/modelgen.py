@@ -379,6 +379,42 @@ class ModelBuilder:
                  o)
         return y
 
+    def split(self, x: _T, num: int, axis: int) -> list[_T]:
+        ax = axis % len(x.shape)
+        shape = list(x.shape)
+        shape[ax] //= num
+        ys = [self._act_tensor(tuple(shape), x.dtype, x.q, x.std, "split") for _ in range(num)]
+        o = schema.SplitOptionsT()
+        o.numSplits = num
+        self._op(schema.BuiltinOperator.SPLIT, [self.int32_constant([axis]), x], ys,
+                 schema.BuiltinOptions.SplitOptions, o)
+        return ys
+
+    def split_v(self, x: _T, sizes: list[int], axis: int) -> list[_T]:
+        ax = axis % len(x.shape)
+        known = sum(n for n in sizes if n != -1)
+        ys = []
+        for n in sizes:
+            shape = list(x.shape)
+            shape[ax] = x.shape[ax] - known if n == -1 else n
+            ys.append(self._act_tensor(tuple(shape), x.dtype, x.q, x.std, "split_v"))
+        o = schema.SplitVOptionsT()
+        o.numSplits = len(sizes)
+        self._op(schema.BuiltinOperator.SPLIT_V,
+                 [x, self.int32_constant(sizes), self.int32_constant([axis])], ys,
+                 schema.BuiltinOptions.SplitVOptions, o)
+        return ys
+
+    def unpack(self, x: _T, axis: int) -> list[_T]:
+        ax = axis % len(x.shape)
+        shape = tuple(d for i, d in enumerate(x.shape) if i != ax)
+        ys = [self._act_tensor(shape, x.dtype, x.q, x.std, "unpack")
+              for _ in range(x.shape[ax])]
+        o = schema.UnpackOptionsT()
+        o.num, o.axis = x.shape[ax], axis
+        self._op(schema.BuiltinOperator.UNPACK, [x], ys, schema.BuiltinOptions.UnpackOptions, o)
+        return ys
+
     def reshape_by(self, x: _T, shape_tensor: _T, shape: tuple[int, ...]) -> _T:
         """RESHAPE whose new shape comes from a computed int32 tensor (no option); ``shape`` is
         the declared output shape."""

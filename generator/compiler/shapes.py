@@ -20,6 +20,7 @@ MEAN                 the reduced axes become 1 (keep_dims) or disappear
 SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6, LEAKY_RELU: the input's shape
 TRANSPOSE            the input's dimensions in the order of ``perm``
 SLICE                ``size`` (with -1 resolved to the rest of the dimension)
+SPLIT, SPLIT_V, UNPACK: one output per part (:func:`split_sources`); PACK: N inserted at axis
 MAXIMUM, MINIMUM     as ADD; REDUCE_MAX, REDUCE_MIN as MEAN; ARG_MAX, ARG_MIN: the axis disappears
 STRIDED_SLICE, SQUEEZE, EXPAND_DIMS, GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE: the shape of
                      :func:`movement_source` (the operator applied to the element indices)
@@ -47,6 +48,7 @@ __all__ = [
     "check_operators",
     "expected_output_shape",
     "movement_source",
+    "split_sources",
     "out_size",
 ]
 
@@ -67,6 +69,10 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "SUB": (2, 2, frozenset()),
     "LEAKY_RELU": (1, 1, frozenset()),
     "PRELU": (2, 2, frozenset()),
+    "SPLIT": (2, 2, frozenset()),
+    "SPLIT_V": (3, 3, frozenset()),
+    "UNPACK": (1, 1, frozenset()),
+    "PACK": (1, None, frozenset()),
     "CONCATENATION": (1, None, frozenset()),
     "RESHAPE": (1, 2, frozenset({1})),
     "SOFTMAX": (1, 1, frozenset()),
@@ -317,6 +323,46 @@ def movement_source(op: Operator, shape: tuple[int, ...]) -> np.ndarray:
     raise ShapeError(f"{code} is not a data-movement operator")
 
 
+#: operators with several outputs (their index maps: :func:`split_sources`)
+MULTI_OUTPUT = frozenset({"SPLIT", "SPLIT_V", "UNPACK"})
+
+
+def split_sources(op: Operator, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """SPLIT / SPLIT_V / UNPACK of an input of *shape*: per output, the flat input index each
+    of its elements copies. Raises ShapeError."""
+    o = op.options
+    src = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    axis = int(o["axis"])
+    if not 0 <= axis < len(shape):
+        raise ShapeError(f"splits axis {axis} of a rank-{len(shape)} input")
+    if op.opcode == "UNPACK":
+        if int(o["num"]) != shape[axis]:
+            raise ShapeError(f"unpacks {o['num']} values along an axis of {shape[axis]}")
+        return [np.take(src, i, axis=axis) for i in range(shape[axis])]
+    sizes = list(o["sizes"])
+    if sum(sizes) != shape[axis] or any(n < 0 for n in sizes):
+        raise ShapeError(f"splits an axis of {shape[axis]} into {sizes}")
+    cuts = np.cumsum(sizes)[:-1].tolist()
+    return list(np.split(src, cuts, axis=axis))
+
+
+def _split(v: _Op) -> tuple[int, ...]:
+    data = 1 if v.op.opcode == "SPLIT" else 0
+    return tuple(split_sources(v.op, v.need(data).shape)[0].shape)
+
+
+def _pack(v: _Op) -> tuple[int, ...]:
+    first = v.need(0).shape
+    for i in range(len(v.op.inputs)):
+        if v.need(i).shape != first:
+            raise ShapeError(f"packs inputs of different shapes {_shape(first)} and "
+                             f"{_shape(v.need(i).shape)}")
+    axis = int(v.op.options["axis"])
+    if not 0 <= axis <= len(first):
+        raise ShapeError(f"packs along axis {axis} of a rank-{len(first) + 1} output")
+    return (*first[:axis], len(v.op.inputs), *first[axis:])
+
+
 def _movement(v: _Op) -> tuple[int, ...]:
     return tuple(movement_source(v.op, v.need(0).shape).shape)
 
@@ -340,6 +386,10 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "SUB": _add,
     "LEAKY_RELU": _same,
     "PRELU": _add,
+    "SPLIT": _split,
+    "SPLIT_V": _split,
+    "UNPACK": _split,
+    "PACK": _pack,
     "CONCATENATION": _concat,
     "RESHAPE": _reshape,
     "SOFTMAX": _same,
@@ -378,7 +428,10 @@ def check_arity(opcode: str, inputs: Sequence[int], outputs: Sequence[int]) -> N
     missing = [i for i, t in enumerate(inputs) if t < 0 and i not in optional]
     if missing:
         raise ShapeError(f"omits its required input {missing[0]} (tensor index -1)")
-    if len(outputs) != 1:
+    if opcode in MULTI_OUTPUT:
+        if not outputs:
+            raise ShapeError(f"has no outputs; {opcode} has at least 1")
+    elif len(outputs) != 1:
         raise ShapeError(f"has {len(outputs)} outputs; {opcode} has exactly 1")
 
 
@@ -391,6 +444,17 @@ def expected_output_shape(op: Operator, tensors: Sequence[Tensor]) -> tuple[int,
 def check_operator(op: Operator, tensors: Sequence[Tensor]) -> None:
     """Raise ShapeError unless ``op``'s output shape follows from its inputs and options."""
     if op.opcode not in _RULES:
+        return
+    if op.opcode in MULTI_OUTPUT:
+        check_arity(op.opcode, op.inputs, op.outputs)
+        data = tensors[op.inputs[1 if op.opcode == "SPLIT" else 0]]
+        parts = split_sources(op, data.shape)
+        if len(parts) != len(op.outputs):
+            raise ShapeError(f"has {len(op.outputs)} outputs for {len(parts)} parts")
+        for part, t in zip(parts, op.outputs):
+            if tuple(tensors[t].shape) != part.shape:
+                raise ShapeError(f"its output tensor #{t} has shape {_shape(tensors[t].shape)} "
+                                 f"but the split gives {_shape(part.shape)}")
         return
     want = expected_output_shape(op, tensors)
     y = tensors[op.outputs[0]]

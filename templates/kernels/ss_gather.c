@@ -14,3 +14,10 @@ void ss_gather8_u32(const uint8_t *input, const uint32_t *map, uint8_t *output, 
         output[i] = input[map[i]];
     }
 }
+
+/* PACK: input byte i goes to output byte map[i] (one call per packed input). */
+void ss_scatter8_u32(const uint8_t *input, const uint32_t *map, uint8_t *output, uint32_t size) {
+    for (uint32_t i = 0; i < size; i++) {
+        output[map[i]] = input[i];
+    }
+}

@@ -155,11 +155,13 @@ void ss_copy_rows(const void *input, void *output, uint32_t rows, uint32_t row_b
 /* lut is indexed by the input byte (uint8_t view of the input value). */
 void ss_lut8(const uint8_t *lut, const uint8_t *input, uint8_t *output, uint32_t size);
 
-/* ---- data movement by index map: TRANSPOSE, SLICE ------------------------------------------ */
+/* ---- data movement by index map: TRANSPOSE, SLICE, ... ---------------------------------------- */
 /* output[i] = input[map[i]]; the map is computed by the generator (u16 when the input has at
  * most 65536 bytes). */
 void ss_gather8_u16(const uint8_t *input, const uint16_t *map, uint8_t *output, uint32_t size);
 void ss_gather8_u32(const uint8_t *input, const uint32_t *map, uint8_t *output, uint32_t size);
+/* output[map[i]] = input[i] (PACK: one call per input) */
+void ss_scatter8_u32(const uint8_t *input, const uint32_t *map, uint8_t *output, uint32_t size);
 
 /* ---- selection by index maps: MAXIMUM/MINIMUM, REDUCE_MAX/MIN, ARG_MAX/MIN ---------------- */
 /* output[i] = max/min(a[map_a[i]], b[map_b[i]]) */
