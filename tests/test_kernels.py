@@ -247,8 +247,8 @@ def _add_cases() -> list[Case]:
 
 
 def _sub_cases() -> list[Case]:
-    """SUB: prepared like ADD by TFLM, the same spread (broadcast, activations, scale ratios,
-    a constant operand on either side)."""
+    """SUB, prepared like ADD by TFLM: the same spread (broadcast, activations, scale ratios,
+    a constant operand on either side); SQUARED_DIFFERENCE."""
     c: list[Case] = []
 
     def sub(sa, sb, ratio=None, const=None, **kw):  # noqa: ANN001, ANN003
@@ -271,6 +271,19 @@ def _sub_cases() -> list[Case]:
     sub((1, 5, 5, 3), (1, 5, 5, 3), ratio=0.01)
     sub((1, 3, 3, 8), (8,), const=1)
     sub((8,), (1, 3, 3, 8), const=0)
+
+    def sqdiff(sa, sb, ratio=None, **kw):  # noqa: ANN001, ANN003
+        def f(b: ModelBuilder) -> object:
+            qa = QParams(float(b.rng.uniform(0.01, 0.1)), int(b.rng.integers(-50, 50)))
+            sb_scale = qa.scale * ratio if ratio else float(b.rng.uniform(0.01, 0.1))
+            qb = QParams(sb_scale, int(b.rng.integers(-50, 50)))
+            return b.squared_difference(b.input(sa, q=qa), b.input(sb, q=qb), **kw)
+        c.append((f"squared_difference {sa} {sb} ratio={ratio} {kw}", f))
+
+    sqdiff((1, 4, 4, 8), (1, 4, 4, 8))
+    sqdiff((1, 4, 4, 8), (1, 1, 1, 8), out_range=0.3)
+    sqdiff((2, 3), (3,), ratio=10.0)
+    sqdiff((1, 5, 5, 3), (1, 5, 5, 3), ratio=0.05, out_range=3.0)
     return c
 
 

@@ -804,6 +804,29 @@ def _prelu(ctx: _Ctx) -> str:
     return f"alpha {list(a.shape)}"
 
 
+def _sqdiff(ctx: _Ctx) -> str:
+    a, b, y = ctx.tin(0), ctx.tin(1), ctx.tout()
+    for t in (a, b, y):
+        ctx.expect_dtype(t, "int8")
+    (sa, za), (sb, zb), (sy, zy) = ctx.quant(a), ctx.quant(b), ctx.quant(y)
+    q = tm.squared_difference_params(sa, sb, sy)
+    try:
+        ma, mb = (np.broadcast_to(np.arange(t.size).reshape(t.shape), y.shape) for t in (a, b))
+    except ValueError:
+        raise ctx.fail(f"cannot broadcast {a.shape} and {b.shape} to {y.shape}") from None
+    pa, pb = _operand(ctx, 0), _operand(ctx, 1)
+    na, nb = _u32_map(ctx, "map_a", ma), _u32_map(ctx, "map_b", mb)
+    p = ctx.param("ss_sqdiff_params_t", [
+        ("size", f"{y.size}u"), ("input1_offset", c_int(-za)), ("input2_offset", c_int(-zb)),
+        ("output_offset", c_int(zy)), ("left_shift", str(q["left_shift"])),
+        *((k, c_int(q[k])) for k in ("input1_mult", "input1_shift", "input2_mult",
+                                     "input2_shift", "output_mult", "output_shift")),
+    ])
+    ctx.kernels.add("ss_sqdiff.c")
+    ctx.body.append(f"ss_sqdiff_s8(&{p}, {pa}, {na}, {pb}, {nb}, {ctx.ptr(y)});")
+    return "broadcast" if a.shape != b.shape else "elementwise"
+
+
 def _reduce_map(ctx: _Ctx, x: Tensor, axes: list[int]) -> tuple[np.ndarray, int, int]:
     kept = [i for i in range(len(x.shape)) if i not in axes]
     src = np.arange(x.size).reshape(x.shape).transpose(kept + axes)
@@ -930,6 +953,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "RELU6": _relu,
     "LEAKY_RELU": _leaky_relu,
     "PRELU": _prelu,
+    "SQUARED_DIFFERENCE": _sqdiff,
     "SPLIT": _split,
     "SPLIT_V": _split,
     "UNPACK": _split,

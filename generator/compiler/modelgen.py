@@ -300,6 +300,15 @@ class ModelBuilder:
         self._op(schema.BuiltinOperator.SUB, [a, b], [y], schema.BuiltinOptions.SubOptions, o)
         return y
 
+    def squared_difference(self, a: _T, b: _T, out_range: float = 1.0) -> _T:
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+        std = (a.std ** 2 + b.std ** 2)
+        y = self._act_tensor(shape, "int8", self._out_q(std, out_range, None), std, "sqdiff")
+        self._op(schema.BuiltinOperator.SQUARED_DIFFERENCE, [a, b], [y],
+                 schema.BuiltinOptions.SquaredDifferenceOptions,
+                 schema.SquaredDifferenceOptionsT())
+        return y
+
     def mul(self, a: _T, b: _T, activation: str = "NONE", out_range: float = 1.0,
             out_q: QParams | None = None) -> _T:
         shape = tuple(np.broadcast_shapes(a.shape, b.shape))

@@ -12,7 +12,7 @@ CONV_2D              x [N,H,W,C] * w [O,KH,KW,C/g] -> [N, out(H,KH,sh,dh), out(W
 DEPTHWISE_CONV_2D    x [N,H,W,C] * w [1,KH,KW,C*m] -> [N, out(H..), out(W..), C*m]
 FULLY_CONNECTED      x [..., D] * w [O,D] -> [x.size/D, O] (keep_num_dims: [..., O])
 AVERAGE/MAX_POOL_2D  [N,H,W,C] -> [N, out(H,FH,sh,1), out(W,FW,sw,1), C]
-ADD, SUB, MUL, PRELU numpy broadcasting of the two inputs
+ADD, SUB, MUL, PRELU, SQUARED_DIFFERENCE: numpy broadcasting of the two inputs
 CONCATENATION        inputs equal except along axis; the axis sizes add up
 RESHAPE              the element count is kept
 PAD                  every dimension grows by its (before, after) paddings
@@ -69,6 +69,7 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "SUB": (2, 2, frozenset()),
     "LEAKY_RELU": (1, 1, frozenset()),
     "PRELU": (2, 2, frozenset()),
+    "SQUARED_DIFFERENCE": (2, 2, frozenset()),
     "SPLIT": (2, 2, frozenset()),
     "SPLIT_V": (3, 3, frozenset()),
     "UNPACK": (1, 1, frozenset()),
@@ -386,6 +387,7 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "SUB": _add,
     "LEAKY_RELU": _same,
     "PRELU": _add,
+    "SQUARED_DIFFERENCE": _add,
     "SPLIT": _split,
     "SPLIT_V": _split,
     "UNPACK": _split,

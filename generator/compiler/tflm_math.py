@@ -336,6 +336,28 @@ def add_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
     return out
 
 
+def squared_difference_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
+    """SQUARED_DIFFERENCE int8: TFLM squared_difference.cc PrepareQuantized (left shift 7; the
+    doubles of the float32 scales; (1 << 14) * output scale is a float32 product)."""
+    left_shift = 7
+    twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
+    r1 = float(np.float32(s1)) / twice_max
+    r2 = float(np.float32(s2)) / twice_max
+    r_out = (twice_max * twice_max) / float(np.float32(1 << (2 * left_shift))
+                                            * np.float32(s_out))
+    out = {"left_shift": left_shift}
+    for key, real in (("input1", r1), ("input2", r2)):
+        m, s = quantize_multiplier(real)
+        if s > 0:
+            raise ValueError(f"SQUARED_DIFFERENCE: {key} multiplier {real} is not smaller "
+                             "than one")
+        out[f"{key}_mult"], out[f"{key}_shift"] = m, s
+    m, s = quantize_multiplier(r_out)
+    check_shift(s, "SQUARED_DIFFERENCE")
+    out["output_mult"], out["output_shift"] = m, s
+    return out
+
+
 def mul_multiplier(s1: float, s2: float, s_out: float) -> tuple[int, int]:
     """MUL int8: TFLM CalculateOpDataMul, QuantizeMultiplier(double(s1) * double(s2) /
     double(s_out)) of the float32 scales."""

@@ -184,6 +184,17 @@ typedef struct {
 void ss_prelu_s8(const ss_prelu_params_t *p, const int8_t *input, const uint32_t *map_in,
                  const int8_t *alpha, const uint32_t *map_alpha, int8_t *output);
 
+/* ---- SQUARED_DIFFERENCE (broadcast through index maps) ------------------------------------ */
+typedef struct {
+    uint32_t size;             /* output elements */
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t left_shift;
+    int32_t input1_mult, input1_shift, input2_mult, input2_shift;
+    int32_t output_mult, output_shift;
+} ss_sqdiff_params_t;
+void ss_sqdiff_s8(const ss_sqdiff_params_t *p, const int8_t *in1, const uint32_t *map1,
+                  const int8_t *in2, const uint32_t *map2, int8_t *output);
+
 /* ---- QUANTIZE float32 -> int8 / uint8 ------------------------------------------------------ */
 typedef struct {
     uint32_t size;
