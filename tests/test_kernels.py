@@ -576,6 +576,12 @@ def _leaky_cases() -> list[Case]:
                          ((1, 2, 2, 16), 0.3)]:
         c.append((f"leaky_relu {shape} alpha={alpha}",
                   lambda b, shape=shape, alpha=alpha: b.leaky_relu(b.input(shape), alpha)))
+    for shape, scale, zp in [((1, 4, 4, 3), None, None), ((2, 10), 0.02, -10), ((1, 8), 0.1, 60),
+                             ((3, 5), 0.004, 0), ((1, 2, 2, 16), 0.05, -128)]:
+        def hs(b: ModelBuilder, shape=shape, scale=scale, zp=zp) -> object:  # noqa: ANN001
+            q = None if scale is None else QParams(scale, zp)
+            return b.hard_swish(b.input(shape, q=q))
+        c.append((f"hard_swish {shape} scale={scale} zp={zp}", hs))
     for shape, ashape in [((1, 4, 4, 3), (3,)), ((1, 4, 4, 3), (1, 1, 1, 3)),
                           ((1, 3, 5, 2), (3, 5, 2)), ((2, 6), (6,))]:
         c.append((f"prelu {shape} alpha {ashape}",

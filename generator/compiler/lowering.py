@@ -900,6 +900,14 @@ def _leaky_relu(ctx: _Ctx) -> str:
     return _lut_op(ctx, tm.leaky_relu_lut(alpha, sx, zx, sy, zy), f"alpha {alpha} (table)")
 
 
+def _hard_swish(ctx: _Ctx) -> str:
+    x, y = ctx.tin(0), ctx.tout()
+    for t in (x, y):
+        ctx.expect_dtype(t, "int8")
+    (sx, zx), (sy, zy) = ctx.quant(x), ctx.quant(y)
+    return _lut_op(ctx, tm.hard_swish_lut(sx, zx, sy, zy), "table")
+
+
 def _quantize(ctx: _Ctx) -> str:
     x, y = ctx.tin(0), ctx.tout()
     ctx.expect_dtype(y, "int8", "uint8")
@@ -952,6 +960,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "RELU": _relu,
     "RELU6": _relu,
     "LEAKY_RELU": _leaky_relu,
+    "HARD_SWISH": _hard_swish,
     "PRELU": _prelu,
     "SQUARED_DIFFERENCE": _sqdiff,
     "SPLIT": _split,

@@ -634,6 +634,15 @@ class ModelBuilder:
         self._op(schema.BuiltinOperator.PRELU, [x, alpha], [y])
         return y
 
+    def hard_swish(self, x: _T, out_q: QParams | None = None) -> _T:
+        if out_q is None:
+            assert x.q is not None
+            out_q = QParams(x.q.scale * float(self.rng.uniform(0.5, 1.5)),
+                            int(self.rng.integers(-100, 0)))
+        y = self._act_tensor(x.shape, "int8", out_q, x.std, "hard_swish")
+        self._op(schema.BuiltinOperator.HARD_SWISH, [x], [y])
+        return y
+
     def relu6(self, x: _T) -> _T:
         y = self._act_tensor(x.shape, "int8", x.q, x.std, "relu6")
         self._op(schema.BuiltinOperator.RELU6, [x], [y])

@@ -299,6 +299,71 @@ def leaky_relu_lut(alpha: float, in_scale: float, in_zp: int, out_scale: float, 
     return lut
 
 
+def _wrap16(x: int) -> int:
+    return ((x + 0x8000) & 0xFFFF) - 0x8000
+
+
+def _srdhm16(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul (int16)."""
+    if a == b == -0x8000:
+        return 0x7FFF
+    ab = a * b
+    num = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    q = abs(num) >> 15  # C division truncates towards zero
+    return _wrap16(q if num >= 0 else -q)
+
+
+def _sdhm16(a: int, b: int) -> int:
+    """TFLM hard_swish.h SaturatingDoublingHighMul (int16, rounding towards zero)."""
+    if a == b == -0x8000:
+        return 0x7FFF
+    ab = a * b
+    q = abs(ab) >> 15
+    return _wrap16(q if ab >= 0 else -q)
+
+
+def _sat_left_shift16(x: int, amount: int) -> int:
+    return min(max(x * (1 << amount), -0x8000), 0x7FFF)
+
+
+def _down_scale_to_int16(m: int) -> int:
+    """TFLM DownScaleInt32ToInt16Multiplier."""
+    if m >= I32_MAX - (1 << 15):
+        return 0x7FFF
+    return (m + (1 << 15)) >> 16
+
+
+def hard_swish_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
+    """HARD_SWISH int8: TFLM HardSwishPrepare (float32 scale arithmetic, int16 multipliers) and
+    reference_ops::HardSwish<int8_t> (int16 fixed point), for every input byte."""
+    hires = np.float32(1.0 / 128.0) * np.float32(in_scale)
+    reluish_scale = np.float32(3.0) / np.float32(32768.0)
+    out_m32, out_exp = quantize_multiplier(float(hires / np.float32(out_scale)))
+    out_m = _down_scale_to_int16(out_m32)
+    if out_exp > 0:
+        raise ValueError(f"HARD_SWISH: output multiplier exponent {out_exp} > 0 (TFLM refuses)")
+    rel_m32, rel_exp = quantize_multiplier(float(hires / reluish_scale))
+    rel_m = _down_scale_to_int16(rel_m32)
+    lut = []
+    for byte in range(256):
+        v = _wrap16((byte - 256 if byte >= 128 else byte) - in_zp)
+        hires_v = _wrap16(v * (1 << 7))
+        pre_out = _srdhm16(hires_v, out_m)
+        reluish = hires_v
+        if rel_exp > 0:
+            reluish = _sat_left_shift16(reluish, rel_exp - 1)
+        reluish = _srdhm16(reluish, rel_m)
+        if rel_exp > 0:
+            reluish = _sat_left_shift16(reluish, 1)
+        if rel_exp < 0:
+            reluish = _wrap16(rdbpot(reluish, -rel_exp))
+        reluish = _wrap16((reluish + (1 << 15)) >> 1)
+        pre = _sdhm16(reluish, pre_out)
+        out = _wrap16(_wrap16(rdbpot(pre, -out_exp)) + out_zp)
+        lut.append(min(max(out, -128), 127) & 0xFF)
+    return lut
+
+
 def relu6_lut(in_scale: float, in_zp: int) -> list[int]:
     """RELU6 int8: TFLM Relu6Prepare/Relu6Quantized clamp to [zero point, quantized 6]
     (in the input's quantization; the output's is not used)."""
