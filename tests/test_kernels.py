@@ -582,6 +582,11 @@ def _leaky_cases() -> list[Case]:
             q = None if scale is None else QParams(scale, zp)
             return b.hard_swish(b.input(shape, q=q))
         c.append((f"hard_swish {shape} scale={scale} zp={zp}", hs))
+    for shape, scale, zp in [((1, 4, 4, 3), 0.05, 3), ((2, 10), 0.02, -10), ((1, 8), 0.1, 60),
+                             ((3, 5), 0.004, 0), ((1, 16), 0.5, -128), ((2, 8), 0.0625, 0)]:
+        c.append((f"logistic {shape} scale={scale} zp={zp}",
+                  lambda b, shape=shape, scale=scale, zp=zp:
+                  b.logistic(b.input(shape, q=QParams(scale, zp)))))
     for shape, ashape in [((1, 4, 4, 3), (3,)), ((1, 4, 4, 3), (1, 1, 1, 3)),
                           ((1, 3, 5, 2), (3, 5, 2)), ((2, 6), (6,))]:
         c.append((f"prelu {shape} alpha {ashape}",

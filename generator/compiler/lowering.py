@@ -908,6 +908,17 @@ def _hard_swish(ctx: _Ctx) -> str:
     return _lut_op(ctx, tm.hard_swish_lut(sx, zx, sy, zy), "table")
 
 
+def _logistic(ctx: _Ctx) -> str:
+    x, y = ctx.tin(0), ctx.tout()
+    for t in (x, y):
+        ctx.expect_dtype(t, "int8")
+    (sx, zx), (sy, zy) = ctx.quant(x), ctx.quant(y)
+    if zy != -128 or float(np.float32(sy)) != 1.0 / 256:
+        raise ctx.fail(f"has output scale {sy} and zero point {zy}; TFLM requires 1/256 and "
+                       "-128")
+    return _lut_op(ctx, tm.logistic_lut(sx, zx), "table")
+
+
 def _quantize(ctx: _Ctx) -> str:
     x, y = ctx.tin(0), ctx.tout()
     ctx.expect_dtype(y, "int8", "uint8")
@@ -961,6 +972,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "RELU6": _relu,
     "LEAKY_RELU": _leaky_relu,
     "HARD_SWISH": _hard_swish,
+    "LOGISTIC": _logistic,
     "PRELU": _prelu,
     "SQUARED_DIFFERENCE": _sqdiff,
     "SPLIT": _split,

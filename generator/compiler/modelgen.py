@@ -643,6 +643,11 @@ class ModelBuilder:
         self._op(schema.BuiltinOperator.HARD_SWISH, [x], [y])
         return y
 
+    def logistic(self, x: _T) -> _T:
+        y = self._act_tensor(x.shape, "int8", QParams(1.0 / 256, -128), 0.3, "logistic")
+        self._op(schema.BuiltinOperator.LOGISTIC, [x], [y])
+        return y
+
     def relu6(self, x: _T) -> _T:
         y = self._act_tensor(x.shape, "int8", x.q, x.std, "relu6")
         self._op(schema.BuiltinOperator.RELU6, [x], [y])

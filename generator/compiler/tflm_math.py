@@ -364,6 +364,59 @@ def hard_swish_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -
     return lut
 
 
+def _rounding_half_sum(a: int, b: int) -> int:
+    total = a + b
+    sign = 1 if total >= 0 else -1
+    q = abs(total + sign) // 2  # C division truncates towards zero
+    return wrap32(q if total + sign >= 0 else -q)
+
+
+def _one_over_one_plus_x_for_x_in_0_1(a: int) -> int:
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1: Q0.31 in, Q0.31 out (via Q2.29)."""
+    half_denominator = _rounding_half_sum(a, I32_MAX)
+    c48_17, cneg32_17 = 1515870810, -1010580540
+    x = wrap32(c48_17 + srdhm(half_denominator, cneg32_17))
+    one_f2 = 1 << 29
+    for _ in range(3):
+        half_denominator_times_x = srdhm(half_denominator, x)
+        one_minus = wrap32(one_f2 - half_denominator_times_x)
+        x = wrap32(x + sat_mul_pot(srdhm(x, one_minus), 2))
+    return sat_mul_pot(x >> 1, 2)
+
+
+def _logistic_q4(a: int) -> int:
+    """gemmlowp logistic of a Q4.27 value; Q0.31 result."""
+    if a == 0:
+        return 1 << 30
+    abs_a = a if a > 0 else wrap32(-a)
+    pos = _one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(wrap32(-abs_a), 4))
+    return pos if a > 0 else wrap32(I32_MAX - pos)
+
+
+def logistic_lut(in_scale: float, in_zp: int) -> list[int]:
+    """LOGISTIC int8 (output 1/256, -128): TFLM CalculateArithmeticOpDataLogistic and
+    reference_integer_ops::Logistic (gemmlowp fixed point), for every input byte."""
+    real = float(np.float32(in_scale)) * float(1 << 27)
+    q, left_shift = math.frexp(real)
+    mult = int(round_half_away(q * (1 << 31)))
+    if mult >= 1 << 31:
+        raise ValueError("LOGISTIC: the input multiplier rounds to 2^31 (TFLM overflows)")
+    radius = math.floor(1.0 * 15 * (1 << 27) / (1 << left_shift) if left_shift >= 0
+                        else 1.0 * 15 * (1 << 27) * (1 << -left_shift))
+    lut = []
+    for byte in range(256):
+        v = (byte - 256 if byte >= 128 else byte) - in_zp
+        if v <= -radius:
+            out = -128
+        elif v >= radius:
+            out = 127
+        else:
+            q4 = mbqm(v, mult, left_shift)
+            out = min(max(rdbpot(_logistic_q4(q4), 31 - 8) - 128, -128), 127)
+        lut.append(out & 0xFF)
+    return lut
+
+
 def relu6_lut(in_scale: float, in_zp: int) -> list[int]:
     """RELU6 int8: TFLM Relu6Prepare/Relu6Quantized clamp to [zero point, quantized 6]
     (in the input's quantization; the output's is not used)."""
