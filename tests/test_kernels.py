@@ -587,6 +587,9 @@ def _leaky_cases() -> list[Case]:
         c.append((f"logistic {shape} scale={scale} zp={zp}",
                   lambda b, shape=shape, scale=scale, zp=zp:
                   b.logistic(b.input(shape, q=QParams(scale, zp)))))
+        c.append((f"tanh {shape} scale={scale} zp={zp}",
+                  lambda b, shape=shape, scale=scale, zp=zp:
+                  b.tanh(b.input(shape, q=QParams(scale, zp)))))
     for shape, ashape in [((1, 4, 4, 3), (3,)), ((1, 4, 4, 3), (1, 1, 1, 3)),
                           ((1, 3, 5, 2), (3, 5, 2)), ((2, 6), (6,))]:
         c.append((f"prelu {shape} alpha {ashape}",

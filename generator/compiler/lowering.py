@@ -913,10 +913,12 @@ def _logistic(ctx: _Ctx) -> str:
     for t in (x, y):
         ctx.expect_dtype(t, "int8")
     (sx, zx), (sy, zy) = ctx.quant(x), ctx.quant(y)
-    if zy != -128 or float(np.float32(sy)) != 1.0 / 256:
-        raise ctx.fail(f"has output scale {sy} and zero point {zy}; TFLM requires 1/256 and "
-                       "-128")
-    return _lut_op(ctx, tm.logistic_lut(sx, zx), "table")
+    tanh = ctx.op.opcode == "TANH"
+    want = (1.0 / 128, 0) if tanh else (1.0 / 256, -128)
+    if (float(np.float32(sy)), zy) != want:
+        raise ctx.fail(f"has output scale {sy} and zero point {zy}; TFLM requires {want[0]} "
+                       f"and {want[1]}")
+    return _lut_op(ctx, tm.logistic_lut(sx, zx, tanh=tanh), "table")
 
 
 def _quantize(ctx: _Ctx) -> str:
@@ -973,6 +975,7 @@ LOWERINGS: dict[str, Callable[[_Ctx], str]] = {
     "LEAKY_RELU": _leaky_relu,
     "HARD_SWISH": _hard_swish,
     "LOGISTIC": _logistic,
+    "TANH": _logistic,
     "PRELU": _prelu,
     "SQUARED_DIFFERENCE": _sqdiff,
     "SPLIT": _split,

@@ -648,6 +648,11 @@ class ModelBuilder:
         self._op(schema.BuiltinOperator.LOGISTIC, [x], [y])
         return y
 
+    def tanh(self, x: _T) -> _T:
+        y = self._act_tensor(x.shape, "int8", QParams(1.0 / 128, 0), 0.5, "tanh")
+        self._op(schema.BuiltinOperator.TANH, [x], [y])
+        return y
+
     def relu6(self, x: _T) -> _T:
         y = self._act_tensor(x.shape, "int8", x.q, x.std, "relu6")
         self._op(schema.BuiltinOperator.RELU6, [x], [y])

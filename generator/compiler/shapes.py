@@ -17,7 +17,8 @@ CONCATENATION        inputs equal except along axis; the axis sizes add up
 RESHAPE              the element count is kept
 PAD                  every dimension grows by its (before, after) paddings
 MEAN                 the reduced axes become 1 (keep_dims) or disappear
-SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC: the input's shape
+SOFTMAX, QUANTIZE, DEQUANTIZE, RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH:
+                     the input's shape
 TRANSPOSE            the input's dimensions in the order of ``perm``
 SLICE                ``size`` (with -1 resolved to the rest of the dimension)
 SPLIT, SPLIT_V, UNPACK: one output per part (:func:`split_sources`); PACK: N inserted at axis
@@ -70,6 +71,7 @@ ARITY: dict[str, tuple[int, int | None, frozenset[int]]] = {
     "LEAKY_RELU": (1, 1, frozenset()),
     "HARD_SWISH": (1, 1, frozenset()),
     "LOGISTIC": (1, 1, frozenset()),
+    "TANH": (1, 1, frozenset()),
     "PRELU": (2, 2, frozenset()),
     "SQUARED_DIFFERENCE": (2, 2, frozenset()),
     "SPLIT": (2, 2, frozenset()),
@@ -390,6 +392,7 @@ _RULES: dict[str, Callable[[_Op], tuple[int, ...]]] = {
     "LEAKY_RELU": _same,
     "HARD_SWISH": _same,
     "LOGISTIC": _same,
+    "TANH": _same,
     "PRELU": _add,
     "SQUARED_DIFFERENCE": _add,
     "SPLIT": _split,

@@ -381,7 +381,27 @@ def _one_over_one_plus_x_for_x_in_0_1(a: int) -> int:
         half_denominator_times_x = srdhm(half_denominator, x)
         one_minus = wrap32(one_f2 - half_denominator_times_x)
         x = wrap32(x + sat_mul_pot(srdhm(x, one_minus), 2))
-    return sat_mul_pot(x >> 1, 2)
+    return sat_mul_pot(x, 1)  # Rescale<0>(ExactMulByPot<-1>(x)): the raw read as Q1.30
+
+
+def _one_minus_x_over_one_plus_x_for_x_in_0_1(a: int) -> int:
+    """gemmlowp one_minus_x_over_one_plus_x_for_x_in_0_1: Q0.31 in and out (via Q2.29)."""
+    half_denominator = _rounding_half_sum(a, I32_MAX)
+    x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))
+    for _ in range(3):
+        one_minus = wrap32((1 << 29) - srdhm(half_denominator, x))
+        x = wrap32(x + sat_mul_pot(srdhm(x, one_minus), 2))
+    return sat_mul_pot(wrap32(x - (1 << 29)), 2)
+
+
+def _tanh_q4(a: int) -> int:
+    """gemmlowp tanh of a Q4.27 value; Q0.31 result."""
+    if a == 0:
+        return 0
+    n = a if a < 0 else wrap32(-a)
+    # neg_tanh_on_negative_values: ExactMulByPot<1> reads the raw as Q5.26 (exp(2n))
+    t = _one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, 5))
+    return wrap32(-t) if a < 0 else t
 
 
 def _logistic_q4(a: int) -> int:
@@ -393,9 +413,11 @@ def _logistic_q4(a: int) -> int:
     return pos if a > 0 else wrap32(I32_MAX - pos)
 
 
-def logistic_lut(in_scale: float, in_zp: int) -> list[int]:
+def logistic_lut(in_scale: float, in_zp: int, tanh: bool = False) -> list[int]:
     """LOGISTIC int8 (output 1/256, -128): TFLM CalculateArithmeticOpDataLogistic and
-    reference_integer_ops::Logistic (gemmlowp fixed point), for every input byte."""
+    reference_integer_ops::Logistic (gemmlowp fixed point), for every input byte. With *tanh*:
+    TANH int8 (output 1/128, 0), TFLM's tanh prepare (the same) and reference_integer_ops::Tanh.
+    """
     real = float(np.float32(in_scale)) * float(1 << 27)
     q, left_shift = math.frexp(real)
     mult = int(round_half_away(q * (1 << 31)))
@@ -412,7 +434,10 @@ def logistic_lut(in_scale: float, in_zp: int) -> list[int]:
             out = 127
         else:
             q4 = mbqm(v, mult, left_shift)
-            out = min(max(rdbpot(_logistic_q4(q4), 31 - 8) - 128, -128), 127)
+            if tanh:
+                out = min(max(rdbpot(_tanh_q4(q4), 31 - 7), -128), 127)
+            else:
+                out = min(max(rdbpot(_logistic_q4(q4), 31 - 8) - 128, -128), 127)
         lut.append(out & 0xFF)
     return lut
 
