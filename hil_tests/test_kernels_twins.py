@@ -45,3 +45,21 @@ def test_operator_group_on_target_equals_tflm(dut, models: dict[str, Path], grou
     assert doc["checks"], "the run reported no outputs to check"
     bad = {k: v.get("mismatches") for k, v in doc["checks"].items() if not v["ok"]}
     assert not bad, f"outputs differ from TFLM: {bad}"
+
+
+#: the data-movement, selection and table groups (index-map and 256-entry-table kernels)
+MOVEMENT_GROUPS = ["transpose_slice", "reshuffle", "split_pack", "select", "sub", "leaky_relu"]
+
+
+@pytest.mark.default_twins("qemu_m33", "qemu_m0")
+def test_movement_selection_and_tables_on_target_equal_tflm(dut, tmp_path: Path  # noqa: ANN001
+                                                           ) -> None:
+    """Every case of the groups above in one model (one build per twin)."""
+    cases = [case for group in MOVEMENT_GROUPS for case in GROUPS[group]()]
+    path = tmp_path / "movement.tflite"
+    _build_group(cases, seed=10, path=path)
+    doc = dut.run("infer", model=str(path), seed=43, inputs=3, timeout=300)
+    assert doc["status"] == 0
+    assert len(doc["checks"]) == 3 * len(cases)
+    bad = {k: v.get("mismatches") for k, v in doc["checks"].items() if not v["ok"]}
+    assert not bad, f"outputs differ from TFLM: {bad}"
