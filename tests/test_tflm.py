@@ -338,6 +338,54 @@ def test_generated_glue_is_deterministic_and_registers_the_models_ops(tmp_path, 
     assert info["planned_arena_bytes"] > 0
 
 
+# ---- models the generated backend cannot compile ---------------------------------------------
+
+def _reduce_max_model(path: Path) -> Path:
+    """REDUCE_MAX (the issue's example) and GATHER_ND (no generated kernel when this was
+    written)."""
+    from generator.compiler.modelgen import ModelBuilder, write_model
+
+    b = ModelBuilder(seed=3)
+    x = b.input((1, 6, 5, 4))
+    b.output(b.reduce("max", x, (1, 2), keep_dims=False))
+    b.output(b.gather_nd(b.reduce("max", x, (-1,), keep_dims=True), [[0, 5], [0, 1]]))
+    return write_model(b, path)
+
+
+def test_structure_loader_takes_any_operator_and_state_tensors(tmp_path):
+    """The TFLM backend's loader: every operator of the file in order, nothing folded."""
+    from generator.compiler.loader import load_model_structure
+
+    graph = load_model_structure(_reduce_max_model(tmp_path / "rmax.tflite"))
+    assert [op.opcode for op in graph.operators] == ["REDUCE_MAX", "REDUCE_MAX", "GATHER_ND"]
+    assert [graph.tensor(t).shape for t in graph.outputs] == [(1, 4), (2, 5, 1)]
+    keyword = ROOT.parent / "shared" / "tflite-micro" / "tensorflow" / "lite" / "micro" / \
+        "models" / "keyword_scrambled.tflite"
+    if keyword.is_file():  # SVDF reads variable (state) tensors no operator produces
+        ops = [op.opcode for op in load_model_structure(keyword).operators]
+        assert "SVDF" in ops
+
+
+@pytest.mark.slow
+def test_tflm_backend_is_not_gated_by_the_generated_operator_list(tmp_path):
+    """GATHER_ND (no generated kernel when this was written): backend=tflm on the host builds
+    the resolver from the model's own operators and equals the wheel's interpreter. Slow: the
+    host TFLM library (cold, tens of minutes on a loaded 2-core machine; cached after)."""
+    from generator.runner import RunRequest, run
+
+    root = checkout_or_skip()
+    model = _reduce_max_model(tmp_path / "rmax.tflite")
+    doc = run(RunRequest(board="host", app="infer",
+                         options={"model": str(model), "backend": "tflm", "tflm_root": str(root),
+                                  "inputs": "2", "tflm_arena": "host"},
+                         build_dir=tmp_path / "build", timeout=900))
+    assert doc["app_info"]["tflm"]["resolver"] == ["AddGatherNd", "AddReduceMax"]
+    assert doc["app_info"]["planned_arena_bytes"] is None  # the generated backend cannot
+    checks = doc["checks"]
+    assert sorted(checks) == ["output0[0]", "output0[1]", "output1[0]", "output1[1]"]
+    assert all(c["ok"] for c in checks.values()), checks
+
+
 # ---- set-up: the extra, the checkout CI uses, failing instead of skipping ----------------------
 
 def test_setup_installs_pillow_with_the_tflm_extra():

@@ -33,7 +33,7 @@ import numpy as np
 from generator import __version__
 from generator.boards import Board
 from generator.compiler.ir import DTYPE_SIZES, Graph
-from generator.compiler.loader import load_model
+from generator.compiler.loader import load_model, load_model_structure
 from generator.compiler.lowering import KERNEL_HEADERS, LoweredLayer, lower_graph
 from generator.compiler.plan import Plan, plan_model, require_fit
 from generator.errors import AppError, ModelError
@@ -364,7 +364,9 @@ class InferApp:
         model_path = Path(app_info["model"]["path"])
         if not model_path.is_file():
             return {"tflm": {"ok": False, "error": f"model {model_path} is gone; rebuild"}}
-        graph = load_model(model_path)
+        # only the inputs are needed (the TFLM backend's check comes here too, for models the
+        # generated backend cannot compile)
+        graph = load_model_structure(model_path)
         if graph.sha256 != app_info["model"]["sha256"]:
             return {"tflm": {"ok": False,
                              "error": f"model {model_path} changed since the build; rebuild"}}
