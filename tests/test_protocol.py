@@ -85,3 +85,14 @@ def test_endless_line_is_bounded_noise():
     p = Parser()
     p.feed(b"x" * 10000)
     assert p.session.noise_bytes >= 4096
+
+
+def test_an_empty_vector_is_one_frame_without_data():
+    """The firmware reports an empty vector (e.g. a decision log with no decisions) as one VEC
+    frame with count 0, offset 0 and no data: the host gives an empty array."""
+    p = Parser()
+    p.feed(encode_frame(0, "VEC", "decision_log", "int32", 0, 0, ""))
+    p.feed(encode_frame(1, "END", 0))
+    s = p.finish()
+    assert s.vectors["decision_log"].dtype == np.int32
+    assert s.vectors["decision_log"].size == 0

@@ -213,11 +213,18 @@ class Parser:
             name, dtype, count, off, hexdata = f[0], f[1], int(f[2]), int(f[3]), f[4]
             np_dtype = DTYPES[dtype]
             nbytes = count * np.dtype(np_dtype).itemsize
-            if not 0 < nbytes <= MAX_VECTOR_BYTES:  # bounded before anything is allocated
+            if not 0 <= nbytes <= MAX_VECTOR_BYTES:  # bounded before anything is allocated
                 raise ProtocolError(
                     f"vector '{name[:40]}' announces {count} {dtype} elements; a results "
-                    f"vector holds 1 to {MAX_VECTOR_BYTES:,} bytes (a corrupt stream or a "
+                    f"vector holds 0 to {MAX_VECTOR_BYTES:,} bytes (a corrupt stream or a "
                     "model with an absurd output shape)")
+            if nbytes == 0:  # an empty vector is one frame: offset 0, no data
+                if off != 0 or hexdata:
+                    raise ProtocolError(f"vector '{name[:40]}' is empty but its frame carries "
+                                        f"data at byte offset {off}")
+                s.vectors[name] = np.zeros(0, dtype=np_dtype)
+                self._vecs.pop(name, None)
+                return
             if off < 0 or off >= nbytes:
                 raise ProtocolError(f"vector '{name[:40]}': chunk at byte offset {off} is "
                                     f"outside its {nbytes} bytes")
