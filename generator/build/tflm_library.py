@@ -92,7 +92,7 @@ def scons_objects(env: Any, board: Board, src: Path, build_dir: Path, opt: str,
         lenv["CXXCOMSTR"] = "CXX(tflm) $TARGET"
         lenv["CCCOMSTR"] = "CC(tflm) $TARGET"
     lib_objs = []
-    for rel in tree.library_sources():
+    for rel in tree.library_sources(info.get("resolver")):
         obj = build_dir / "tflm" / "obj" / (rel + ".o")
         lib_objs.append(lenv.Object(str(obj), str(tree.path / rel)))
     aenv = env.Clone()  # the archive lists per-build paths: not worth caching

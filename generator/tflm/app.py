@@ -153,7 +153,8 @@ class TflmApp:
             source = {"kind": "random", "seed": seed, "count": count}
         tree = tflm.ensure_tree(root, kernels)
         calls = tflm.resolver_calls([op.opcode for op in graph.operators], tree)
-        arena = tflm_arena.arena_size(board, path, graph.sha256, tree, options)
+        arena = tflm_arena.arena_size(board, path, graph.sha256, tree, options,
+                                      tensors=len(graph.tensors))
         if not board.is_host:
             flash_need = len(data) + sum(sum(a.nbytes for a in run) for run in runs)
             if flash_need > board.flash.length:

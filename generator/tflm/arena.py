@@ -24,6 +24,7 @@ from generator.tflm.tree import (
     ARENA_MARGIN,
     ARENA_MARGIN_FRACTION,
     ARENA_MARGIN_MIN,
+    ARENA_PER_TENSOR,
     PROBE_RESERVE,
     TflmTree,
     cache_root,
@@ -31,8 +32,13 @@ from generator.tflm.tree import (
 
 # ---- the arena ------------------------------------------------------------------
 
-def arena_with_margin(measured: int) -> int:
-    margin = max(ARENA_MARGIN_MIN, math.ceil(measured * ARENA_MARGIN_FRACTION))
+def arena_with_margin(measured: int, tensors: int = 0) -> int:
+    """The measured bytes plus the margin. ``tensors`` (the model's tensor count) sets a floor:
+    while it plans, TFLM's allocator borrows per-tensor records from the arena that the
+    measured (after-allocation) figure no longer shows; a 5-tensor MLP measured at 740 B failed
+    with 'Too many buffers' at 1,392 B on the host."""
+    margin = max(ARENA_MARGIN_MIN, math.ceil(measured * ARENA_MARGIN_FRACTION),
+                 ARENA_PER_TENSOR * tensors)
     return -(-(measured + margin) // ARENA_ALIGN) * ARENA_ALIGN
 
 
@@ -104,7 +110,7 @@ def measured_arena(board: Board, model_sha: str, tree: TflmTree) -> dict[str, An
 
 
 def arena_size(board: Board, model_path: Path, model_sha: str, tree: TflmTree,
-               options: dict[str, Any]) -> ArenaChoice:
+               options: dict[str, Any], tensors: int = 0) -> ArenaChoice:
     """The arena the image reserves. ``tflm_arena``: ``auto`` (default; measured on the probe
     board + margin), ``host`` (the wheel's recording allocator on this host + margin: no target
     run, but 64-bit structs and no CMSIS-NN scratch), or a byte count."""
@@ -116,9 +122,10 @@ def arena_size(board: Board, model_path: Path, model_sha: str, tree: TflmTree,
             raise AppError(f"tflm_arena={n} is too small to be an arena")
         return ArenaChoice(-(-n // ARENA_ALIGN) * ARENA_ALIGN, "given", None, None, None, host)
     if mode == "host":
-        return ArenaChoice(arena_with_margin(host["total"]), "host", None, None, None, host)
+        return ArenaChoice(arena_with_margin(host["total"], tensors), "host", None, None, None,
+                           host)
     if mode != "auto":
         raise AppError(f"tflm_arena={mode} is not 'auto', 'host' or a number of bytes")
     m = measured_arena(board, model_sha, tree)
-    return ArenaChoice(arena_with_margin(int(m["used"])), "measured", int(m["used"]),
+    return ArenaChoice(arena_with_margin(int(m["used"]), tensors), "measured", int(m["used"]),
                        str(m["probe_board"]), int(m["probe_arena"]), host)
