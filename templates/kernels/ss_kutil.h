@@ -8,6 +8,35 @@
 
 #include "ss_simd.h"
 
+/* The output walk every broadcasting binary kernel shares (ADD, SUB, MUL): elementwise over
+ * p->size outputs, or over the (up to 4-D) output in order with per-input element strides (0
+ * along a broadcast dimension). ONE(p, x, y) computes one int8 output; p is a parameter block
+ * with size, broadcast, dims[4], stride1[4] and stride2[4]. */
+#define SS_BINARY_WALK(ONE, p, in1, in2, output)                                                \
+    do {                                                                                          \
+        if (!(p)->broadcast) {                                                                    \
+            for (uint32_t i_ = 0; i_ < (p)->size; i_++) {                                         \
+                (output)[i_] = ONE((p), (in1)[i_], (in2)[i_]);                                    \
+            }                                                                                     \
+            break;                                                                                \
+        }                                                                                         \
+        uint32_t o_ = 0;                                                                          \
+        for (uint32_t d0 = 0; d0 < (p)->dims[0]; d0++) {                                          \
+            for (uint32_t d1 = 0; d1 < (p)->dims[1]; d1++) {                                      \
+                for (uint32_t d2 = 0; d2 < (p)->dims[2]; d2++) {                                  \
+                    const uint32_t i1 =                                                           \
+                        d0 * (p)->stride1[0] + d1 * (p)->stride1[1] + d2 * (p)->stride1[2];       \
+                    const uint32_t i2 =                                                           \
+                        d0 * (p)->stride2[0] + d1 * (p)->stride2[1] + d2 * (p)->stride2[2];       \
+                    for (uint32_t d3 = 0; d3 < (p)->dims[3]; d3++) {                              \
+                        (output)[o_++] = ONE((p), (in1)[i1 + d3 * (p)->stride1[3]],               \
+                                             (in2)[i2 + d3 * (p)->stride2[3]]);                   \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
 /* The taps k in [0, k_size) whose input coordinate origin + k * dilation lies in [0, size):
  * returns them as the half-open range [*k0, *k1) (empty when *k0 >= *k1). */
 static inline void ss_tap_range(int origin, int dilation, int k_size, int size, int *k0, int *k1) {

@@ -3,6 +3,7 @@
  * over the (up to 4-D) output with per-input strides, 0 along broadcast dimensions. */
 #include "ss_fixedpoint.h"
 #include "ss_kernels.h"
+#include "ss_kutil.h"
 
 static inline int8_t ss_sub_one(const ss_add_params_t *p, int32_t x, int32_t y) {
     const int32_t a = (int32_t)((uint32_t)(p->input1_offset + x) << p->left_shift);
@@ -15,23 +16,5 @@ static inline int8_t ss_sub_one(const ss_add_params_t *p, int32_t x, int32_t y) 
 }
 
 void ss_sub_s8(const ss_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *output) {
-    if (!p->broadcast) {
-        for (uint32_t i = 0; i < p->size; i++) {
-            output[i] = ss_sub_one(p, in1[i], in2[i]);
-        }
-        return;
-    }
-    uint32_t o = 0;
-    for (uint32_t d0 = 0; d0 < p->dims[0]; d0++) {
-        for (uint32_t d1 = 0; d1 < p->dims[1]; d1++) {
-            for (uint32_t d2 = 0; d2 < p->dims[2]; d2++) {
-                const uint32_t i1 = d0 * p->stride1[0] + d1 * p->stride1[1] + d2 * p->stride1[2];
-                const uint32_t i2 = d0 * p->stride2[0] + d1 * p->stride2[1] + d2 * p->stride2[2];
-                for (uint32_t d3 = 0; d3 < p->dims[3]; d3++) {
-                    output[o++] = ss_sub_one(p, in1[i1 + d3 * p->stride1[3]],
-                                             in2[i2 + d3 * p->stride2[3]]);
-                }
-            }
-        }
-    }
+    SS_BINARY_WALK(ss_sub_one, p, in1, in2, output);
 }
