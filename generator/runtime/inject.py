@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from generator.runtime.quality import QUALITY_LEVELS
 
@@ -52,7 +53,11 @@ FNV_PRIME = 0x01000193
 
 # ---- PRNG ----------------------------------------------------------------------------------
 
-def splitmix32(state: int) -> tuple[int, int]:
+# The generators below take Python ints or numpy uint32 arrays alike (NumPy 2 keeps uint32
+# arithmetic in uint32, wrapping mod 2^32): an array is a vector of independent streams, as the
+# wake-up screener's per-beat read errors use them. One copy of each generator.
+
+def splitmix32(state: Any) -> tuple[Any, Any]:
     """One splitmix32 step: (new state, output)."""
     state = (state + GOLDEN32) & MASK32
     z = state
@@ -61,8 +66,21 @@ def splitmix32(state: int) -> tuple[int, int]:
     return state, z ^ (z >> 16)
 
 
-def _rotl(x: int, k: int) -> int:
+def _rotl(x: Any, k: int) -> Any:
     return ((x << k) | (x >> (32 - k))) & MASK32
+
+
+def xoshiro128ss_next(s: list[Any]) -> Any:
+    """One xoshiro128** 1.1 step on the four state words ``s`` (updated in place): the output."""
+    result = (_rotl((s[1] * 5) & MASK32, 7) * 9) & MASK32
+    t = (s[1] << 9) & MASK32
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], 11)
+    return result
 
 
 class Xoshiro128ss:
@@ -85,16 +103,7 @@ class Xoshiro128ss:
         return cls(words)
 
     def next(self) -> int:
-        s = self.s
-        result = (_rotl((s[1] * 5) & MASK32, 7) * 9) & MASK32
-        t = (s[1] << 9) & MASK32
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = _rotl(s[3], 11)
-        return result
+        return int(xoshiro128ss_next(self.s))
 
 
 # ---- fixed-point geometric gaps -------------------------------------------------------------

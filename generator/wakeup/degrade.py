@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.runtime.inject import GOLDEN32, Injector
+from generator.runtime.inject import GOLDEN32, Injector, splitmix32, xoshiro128ss_next
 from generator.runtime.quality import QL_BY_NAME
 from generator.wakeup.screener import (
     Result,
@@ -69,16 +69,9 @@ def read_threshold(rate: float) -> int:
 def _splitmix_words(state: np.ndarray, count: int) -> list[np.ndarray]:
     out = []
     for _ in range(count):
-        state = state + np.uint32(GOLDEN32)
-        z = state.copy()
-        z = (z ^ (z >> np.uint32(16))) * np.uint32(0x85EBCA6B)
-        z = (z ^ (z >> np.uint32(13))) * np.uint32(0xC2B2AE35)
-        out.append(z ^ (z >> np.uint32(16)))
+        state, word = splitmix32(state)
+        out.append(word)
     return out
-
-
-def _rotl(x: np.ndarray, k: int) -> np.ndarray:
-    return (x << np.uint32(k)) | (x >> np.uint32(32 - k))
 
 
 def read_flip_masks(seed: int, n_beats: int, n_codes: int, rate: float) -> np.ndarray:
@@ -94,14 +87,7 @@ def read_flip_masks(seed: int, n_beats: int, n_codes: int, rate: float) -> np.nd
     masks = np.zeros((n_beats, n_codes), dtype=np.uint8)
     for k in range(n_codes):
         for bit in range(8):
-            u = _rotl(s[1] * np.uint32(5), 7) * np.uint32(9)
-            t = s[1] << np.uint32(9)
-            s[2] ^= s[0]
-            s[3] ^= s[1]
-            s[1] ^= s[2]
-            s[0] ^= s[3]
-            s[2] ^= t
-            s[3] = _rotl(s[3], 11)
+            u = xoshiro128ss_next(s)
             masks[:, k] |= ((u.astype(np.uint64) < thr).astype(np.uint8) << bit)
     return masks
 
